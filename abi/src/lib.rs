@@ -1,0 +1,218 @@
+//! The bytes that cross the sandbox boundary, shared by the guest (`guest/`) and the host (`ext/`)
+//! so that there is exactly one encoding.
+//!
+//! A request is the script's UTF-8 bytes followed by an input whose layout [`InputKind`] names.
+//! A response is one [`Response`]: a tag byte followed by its payload (little-endian numbers,
+//! raw bytes for text, JSON and blobs). See `docs/abi.md` for the whole protocol.
+
+#![forbid(unsafe_code)]
+
+/// Version of the host–guest protocol; the host refuses a guest that reports another one.
+pub const ABI_VERSION: u32 = 1;
+
+/// What the input bytes of a request hold, i.e. what the script sees as `data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum InputKind {
+    /// No input bytes: `data` is `null`.
+    Null = 0,
+    /// JSON text, parsed by QuickJS's native JSON parser.
+    Json = 1,
+    /// Eight bytes, a little-endian `i64`: `data` is a number (a BigInt beyond ±2^53).
+    Integer = 2,
+    /// Eight bytes, a little-endian `f64`: `data` is a number.
+    Real = 3,
+    /// JSON text, transcoded by serde_json straight into QuickJS values (kept for comparison
+    /// with [`InputKind::Json`]; see `docs/abi.md` for the measurement).
+    JsonSerde = 4,
+}
+
+impl InputKind {
+    /// Decodes the raw `input_kind` argument of `jsbox_eval`.
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            0 => Self::Null,
+            1 => Self::Json,
+            2 => Self::Integer,
+            3 => Self::Real,
+            4 => Self::JsonSerde,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a call produced no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ErrorKind {
+    /// The script threw (or failed to compile): the message is `Name: message (line N)`.
+    Exception = 1,
+    /// The JSON input could not be parsed.
+    InvalidInput = 2,
+    /// The script's value has no SQL counterpart (function, symbol, cyclic object...).
+    UnsupportedResult = 3,
+    /// QuickJS ran out of memory.
+    OutOfMemory = 4,
+    /// The script overflowed the JavaScript stack.
+    StackOverflow = 5,
+    /// The script itself is unusable before evaluation (e.g. it holds a NUL character).
+    Script = 6,
+    /// The host and guest disagree on the protocol.
+    Abi = 7,
+}
+
+impl ErrorKind {
+    fn from_raw(raw: u8) -> Option<Self> {
+        Some(match raw {
+            1 => Self::Exception,
+            2 => Self::InvalidInput,
+            3 => Self::UnsupportedResult,
+            4 => Self::OutOfMemory,
+            5 => Self::StackOverflow,
+            6 => Self::Script,
+            7 => Self::Abi,
+            _ => return None,
+        })
+    }
+}
+
+/// Tag bytes of an encoded [`Response`].
+mod tag {
+    pub const NULL: u8 = 0;
+    pub const INTEGER: u8 = 1;
+    pub const REAL: u8 = 2;
+    pub const TEXT: u8 = 3;
+    pub const BLOB: u8 = 4;
+    pub const JSON: u8 = 5;
+    pub const ERROR: u8 = 0x80;
+}
+
+/// The result of one call, borrowing its bytes from wherever it was decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Response<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+    /// An object or array, as JSON text.
+    Json(&'a str),
+    Error(ErrorKind, &'a str),
+}
+
+/// A response the host could not decode: a guest bug or a guest of another ABI version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError(pub &'static str);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed guest response: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl<'a> Response<'a> {
+    /// Appends the encoded response to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        match *self {
+            Response::Null => out.push(tag::NULL),
+            Response::Integer(i) => {
+                out.push(tag::INTEGER);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            Response::Real(f) => {
+                out.push(tag::REAL);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            Response::Text(s) => encode_bytes(out, tag::TEXT, s.as_bytes()),
+            Response::Blob(b) => encode_bytes(out, tag::BLOB, b),
+            Response::Json(s) => encode_bytes(out, tag::JSON, s.as_bytes()),
+            Response::Error(kind, message) => {
+                out.push(tag::ERROR);
+                out.push(kind as u8);
+                out.extend_from_slice(message.as_bytes());
+            }
+        }
+    }
+
+    /// Decodes a response, borrowing text and blobs from `bytes`.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let (&tag, payload) = bytes.split_first().ok_or(DecodeError("empty"))?;
+        let text = |payload: &'a [u8]| {
+            std::str::from_utf8(payload).map_err(|_| DecodeError("text is not UTF-8"))
+        };
+        let number = |payload: &[u8]| -> Result<[u8; 8], DecodeError> {
+            payload.try_into().map_err(|_| DecodeError("number is not 8 bytes"))
+        };
+        Ok(match tag {
+            tag::NULL => Response::Null,
+            tag::INTEGER => Response::Integer(i64::from_le_bytes(number(payload)?)),
+            tag::REAL => Response::Real(f64::from_le_bytes(number(payload)?)),
+            tag::TEXT => Response::Text(text(payload)?),
+            tag::BLOB => Response::Blob(payload),
+            tag::JSON => Response::Json(text(payload)?),
+            tag::ERROR => {
+                let (&kind, message) = payload.split_first().ok_or(DecodeError("empty error"))?;
+                let kind = ErrorKind::from_raw(kind).ok_or(DecodeError("unknown error kind"))?;
+                Response::Error(kind, text(message)?)
+            }
+            _ => return Err(DecodeError("unknown tag")),
+        })
+    }
+}
+
+fn encode_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.reserve(1 + bytes.len());
+    out.push(tag);
+    out.extend_from_slice(bytes);
+}
+
+/// Packs a guest buffer's address and length into the `i64` that ABI functions return.
+pub fn pack_ptr_len(ptr: u32, len: u32) -> u64 {
+    ((ptr as u64) << 32) | len as u64
+}
+
+/// Splits the `i64` returned by an ABI function into the buffer's address and length.
+pub fn unpack_ptr_len(packed: u64) -> (u32, u32) {
+    ((packed >> 32) as u32, packed as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(response: Response<'_>) {
+        let mut bytes = Vec::new();
+        response.encode_into(&mut bytes);
+        assert_eq!(Response::decode(&bytes).unwrap(), response);
+    }
+
+    #[test]
+    fn every_variant_round_trips() {
+        round_trip(Response::Null);
+        round_trip(Response::Integer(i64::MIN));
+        round_trip(Response::Integer(-1));
+        round_trip(Response::Real(0.1));
+        round_trip(Response::Real(f64::INFINITY));
+        round_trip(Response::Text(""));
+        round_trip(Response::Text("héllo\u{1F600}"));
+        round_trip(Response::Blob(&[0, 255, 1]));
+        round_trip(Response::Json("{\"a\":[1,2]}"));
+        round_trip(Response::Error(ErrorKind::Exception, "TypeError: x (line 2)"));
+    }
+
+    #[test]
+    fn malformed_responses_are_refused() {
+        assert_eq!(Response::decode(&[]), Err(DecodeError("empty")));
+        assert_eq!(Response::decode(&[tag::INTEGER, 1, 2]), Err(DecodeError("number is not 8 bytes")));
+        assert_eq!(Response::decode(&[tag::TEXT, 0xff]), Err(DecodeError("text is not UTF-8")));
+        assert_eq!(Response::decode(&[0x42]), Err(DecodeError("unknown tag")));
+        assert_eq!(Response::decode(&[tag::ERROR, 99]), Err(DecodeError("unknown error kind")));
+    }
+
+    #[test]
+    fn pointers_pack_and_unpack() {
+        assert_eq!(unpack_ptr_len(pack_ptr_len(0xdead_beef, 7)), (0xdead_beef, 7));
+    }
+}

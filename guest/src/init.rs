@@ -1,0 +1,92 @@
+//! What exists before the first call: the QuickJS runtime and context, created by
+//! `wizer-initialize` when the build snapshots the guest, plus the pieces of the JS world that
+//! differ from a stock QuickJS context (`Math.random`, `console`).
+//!
+//! Wizer freezes the whole linear memory after `wizer-initialize`, so every instance of the
+//! snapshot starts with this state ready, and none of it is rebuilt per call.
+
+use std::cell::{Cell, OnceCell};
+
+use rquickjs::{Context, Ctx, Function, Object, Runtime};
+
+/// Bytes of C stack QuickJS may use before it throws `RangeError: Maximum call stack size
+/// exceeded`. It must stay below the shadow stack the linker reserves (see `.cargo/config.toml`)
+/// so that deep recursion ends as a catchable JS error rather than a trap.
+const JS_STACK_BYTES: usize = 768 * 1024;
+
+struct Engine {
+    /// Kept alive for the context's sake; never used directly after initialization.
+    _runtime: Runtime,
+    context: Context,
+}
+
+thread_local! {
+    static ENGINE: OnceCell<Engine> = const { OnceCell::new() };
+    /// State of the generator behind `Math.random`, reseeded by the host on every call.
+    static RANDOM_STATE: Cell<u64> = const { Cell::new(0x9E37_79B9_7F4A_7C15) };
+}
+
+/// Runs once, at build time, inside Wizer.
+#[export_name = "wizer-initialize"]
+pub extern "C" fn wizer_initialize() {
+    let runtime = Runtime::new().expect("QuickJS runtime");
+    runtime.set_max_stack_size(JS_STACK_BYTES);
+    let context = Context::full(&runtime).expect("QuickJS context");
+    context.with(|ctx| install_globals(&ctx)).expect("jsbox globals");
+    ENGINE.with(|engine| {
+        if engine.set(Engine { _runtime: runtime, context }).is_err() {
+            panic!("wizer-initialize ran twice");
+        }
+    });
+}
+
+/// Runs `f` in the snapshot's context.
+pub fn with_context<R>(f: impl FnOnce(Ctx<'_>) -> R) -> R {
+    ENGINE.with(|engine| {
+        let engine = engine.get().expect("the guest was not initialized by Wizer");
+        engine.context.with(f)
+    })
+}
+
+/// Seeds `Math.random` for the coming call (the host passes a fresh seed per call).
+pub fn reseed_random(seed: u64) {
+    // xorshift's state must not be zero.
+    RANDOM_STATE.with(|state| state.set(splitmix64(seed) | 1));
+}
+
+/// A JSON description of the guest, for `js_version()` and `js_debug()`.
+pub fn info_json() -> String {
+    let quickjs = unsafe { std::ffi::CStr::from_ptr(rquickjs::qjs::JS_GetVersion()) };
+    format!(
+        r#"{{"abi":{},"quickjs":"{}","stack_bytes":{}}}"#,
+        jsbox_abi::ABI_VERSION,
+        quickjs.to_string_lossy(),
+        JS_STACK_BYTES
+    )
+}
+
+fn install_globals(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    let math: Object = ctx.globals().get("Math")?;
+    math.set("random", Function::new(ctx.clone(), next_random)?.with_name("random")?)?;
+    crate::console::install(ctx)
+}
+
+/// xorshift64*: a uniformly distributed double in [0, 1) from the per-call state.
+fn next_random() -> f64 {
+    RANDOM_STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        let bits = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+        bits as f64 * (1.0 / (1u64 << 53) as f64)
+    })
+}
+
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,120 @@
+//! The jsbox guest: QuickJS (via rquickjs) compiled to `wasm32-wasip1`.
+//!
+//! This crate knows nothing of SQLite. It owns one QuickJS runtime and context, created at build
+//! time by Wizer (see [`init`]), and exposes the small ABI below to the host. Every call happens in
+//! a fresh instance of the pre-initialized snapshot, so nothing a script does outlives its call.
+//!
+//! # ABI (version 1, mirrored by `ext/src/abi.rs`; documented in `docs/abi.md`)
+//!
+//! | export | signature | meaning |
+//! |---|---|---|
+//! | `jsbox_alloc` | `(len: i32) -> i32` | pointer to a request buffer of `len` bytes |
+//! | `jsbox_eval` | `(script_len: i32, input_kind: i32, input_len: i32, seed: i64) -> i64` | evaluate the request, return the response as `ptr << 32 \| len` |
+//! | `jsbox_console` | `() -> i64` | the console output captured during the last call, `ptr << 32 \| len` |
+//! | `jsbox_info` | `() -> i64` | a JSON object describing the guest (QuickJS version, ABI version) |
+//!
+//! The request buffer holds the script's UTF-8 bytes followed by the input bytes, whose meaning
+//! depends on `input_kind` ([`jsbox_abi::InputKind`]). The response is one tagged value
+//! ([`jsbox_abi::Response`]).
+
+mod console;
+mod error;
+mod init;
+mod json;
+mod values;
+
+use std::cell::RefCell;
+
+use rquickjs::{context::EvalOptions, Ctx, Value};
+
+use error::GuestError;
+use jsbox_abi::{self as abi, ErrorKind, InputKind, Response};
+
+thread_local! {
+    /// Bytes the host writes the request into; reused across calls of one instance.
+    static REQUEST: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The encoded response of the last call; the host reads it right after `jsbox_eval`.
+    static RESPONSE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The name scripts see in error positions and stack traces.
+const SCRIPT_NAME: &str = "script";
+
+/// Returns a pointer to a buffer of at least `len` bytes for the next request.
+#[no_mangle]
+pub extern "C" fn jsbox_alloc(len: u32) -> *mut u8 {
+    REQUEST.with_borrow_mut(|buf| {
+        buf.clear();
+        buf.resize(len as usize, 0);
+        buf.as_mut_ptr()
+    })
+}
+
+/// Evaluates the script in the request buffer with the global `data` bound to the input.
+#[no_mangle]
+pub extern "C" fn jsbox_eval(script_len: u32, input_kind: u32, input_len: u32, seed: u64) -> u64 {
+    init::reseed_random(seed);
+    console::clear();
+    REQUEST.with_borrow(|request| {
+        RESPONSE.with_borrow_mut(|out| {
+            out.clear();
+            let script_len = script_len as usize;
+            let script = &request[..script_len];
+            let input = &request[script_len..script_len + input_len as usize];
+            let outcome = init::with_context(|ctx| eval(&ctx, script, input_kind, input, out));
+            if let Err(error) = outcome {
+                out.clear();
+                Response::Error(error.kind, &error.message).encode_into(out);
+            }
+            abi::pack_ptr_len(out.as_ptr() as u32, out.len() as u32)
+        })
+    })
+}
+
+/// Returns the console output captured during the last call.
+#[no_mangle]
+pub extern "C" fn jsbox_console() -> u64 {
+    console::with_output(publish)
+}
+
+/// Returns a JSON description of this guest, for `js_version()` and `js_debug()`.
+#[no_mangle]
+pub extern "C" fn jsbox_info() -> u64 {
+    publish(init::info_json().as_bytes())
+}
+
+/// Copies `bytes` into the response buffer and returns it as `ptr << 32 | len`.
+fn publish(bytes: &[u8]) -> u64 {
+    RESPONSE.with_borrow_mut(|buf| {
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        abi::pack_ptr_len(buf.as_ptr() as u32, buf.len() as u32)
+    })
+}
+
+/// Binds `data`, runs the script and encodes its value into `out`.
+fn eval<'js>(
+    ctx: &Ctx<'js>,
+    script: &[u8],
+    input_kind: u32,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), GuestError> {
+    let kind = InputKind::from_raw(input_kind)
+        .ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown input kind {input_kind}")))?;
+    // The script is valid UTF-8 (the host checks) but may hold NUL characters, which QuickJS's C
+    // API cannot take: refuse them rather than run a truncated script.
+    if script.contains(&0) {
+        return Err(GuestError::new(ErrorKind::Script, "script contains a NUL character"));
+    }
+    let data = values::input_to_js(ctx, kind, input)?;
+    ctx.globals().set("data", data).map_err(|e| GuestError::from_js(ctx, e))?;
+    let mut options = EvalOptions::default();
+    options.global = true;
+    options.strict = false;
+    options.filename = Some(SCRIPT_NAME.to_owned());
+    let value: Value = ctx
+        .eval_with_options(script.to_vec(), options)
+        .map_err(|e| GuestError::from_js(ctx, e))?;
+    values::encode_result(ctx, value, out)
+}

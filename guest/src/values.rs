@@ -1,0 +1,168 @@
+//! Converting values across the boundary: request inputs into JS values, and a script's result
+//! into an encoded [`Response`], following the mapping in `docs/functions.md`:
+//! integral numbers within ±2^53 → INTEGER, other numbers → REAL, booleans → 1/0, strings → TEXT,
+//! null/undefined → NULL, objects and arrays → JSON text, ArrayBuffer and typed arrays → BLOB,
+//! BigInt → INTEGER when it fits in 64 bits. Anything else is an error.
+
+use std::borrow::Cow;
+
+use jsbox_abi::{ErrorKind, InputKind, Response};
+use rquickjs::{qjs, ArrayBuffer, BigInt, Ctx, Type, Value};
+
+use crate::error::GuestError;
+use crate::json;
+
+/// The largest magnitude up to which every integer is exactly representable as an f64.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// Builds the value a script sees as `data`.
+pub fn input_to_js<'js>(
+    ctx: &Ctx<'js>,
+    kind: InputKind,
+    input: &[u8],
+) -> Result<Value<'js>, GuestError> {
+    let number = |input: &[u8]| -> Result<[u8; 8], GuestError> {
+        input.try_into().map_err(|_| GuestError::new(ErrorKind::Abi, "numeric input is not 8 bytes"))
+    };
+    match kind {
+        InputKind::Null => Ok(Value::new_null(ctx.clone())),
+        InputKind::Json => parse_json_natively(ctx, input),
+        InputKind::JsonSerde => json::transcode(ctx, input),
+        InputKind::Real => Ok(Value::new_number(ctx.clone(), f64::from_le_bytes(number(input)?))),
+        InputKind::Integer => integer_to_js(ctx, i64::from_le_bytes(number(input)?)),
+    }
+}
+
+/// A number when exact, a BigInt beyond ±2^53 (where a double would silently round).
+pub fn integer_to_js<'js>(ctx: &Ctx<'js>, i: i64) -> Result<Value<'js>, GuestError> {
+    if (i as f64).abs() < MAX_SAFE_INTEGER {
+        Ok(Value::new_number(ctx.clone(), i as f64))
+    } else {
+        BigInt::from_i64(ctx.clone(), i)
+            .map(BigInt::into_value)
+            .map_err(|e| GuestError::from_js(ctx, e))
+    }
+}
+
+fn parse_json_natively<'js>(ctx: &Ctx<'js>, input: &[u8]) -> Result<Value<'js>, GuestError> {
+    if input.contains(&0) {
+        return Err(GuestError::new(ErrorKind::InvalidInput, "JSON text contains a NUL character"));
+    }
+    ctx.json_parse(input.to_vec()).map_err(|e| {
+        let error = GuestError::from_js(ctx, e);
+        match error.kind {
+            ErrorKind::Exception => GuestError::new(ErrorKind::InvalidInput, error.message),
+            _ => error,
+        }
+    })
+}
+
+/// Encodes the script's value into `out` as a tagged response.
+pub fn encode_result<'js>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    out: &mut Vec<u8>,
+) -> Result<(), GuestError> {
+    let unsupported = |what: &str| {
+        GuestError::new(ErrorKind::UnsupportedResult, format!("cannot return {what} as a SQL value"))
+    };
+    match value.type_of() {
+        Type::Uninitialized | Type::Undefined | Type::Null => Response::Null.encode_into(out),
+        Type::Bool => Response::Integer(value.as_bool().unwrap_or(false) as i64).encode_into(out),
+        Type::Int => Response::Integer(value.as_int().unwrap_or(0) as i64).encode_into(out),
+        Type::Float => number_response(value.as_float().unwrap_or(f64::NAN)).encode_into(out),
+        Type::String => Response::Text(&string_lossy(ctx, &value)?).encode_into(out),
+        Type::BigInt => Response::Integer(bigint_to_i64(ctx, value)?).encode_into(out),
+        Type::Symbol => return Err(unsupported("a symbol")),
+        Type::Function | Type::Constructor => return Err(unsupported("a function")),
+        Type::Promise => return Err(unsupported("a Promise (asynchronous scripts are not supported)")),
+        Type::Module | Type::Unknown => return Err(unsupported("this value")),
+        Type::Array | Type::Object | Type::Exception | Type::Proxy => {
+            if let Some(bytes) = binary_bytes(ctx, &value) {
+                Response::Blob(bytes).encode_into(out);
+                return Ok(());
+            }
+            let json = ctx.json_stringify(value).map_err(|e| GuestError::from_js(ctx, e))?;
+            match json {
+                // `toJSON` may turn an object into `undefined`: that is SQL NULL, like undefined.
+                None => Response::Null.encode_into(out),
+                Some(json) => {
+                    Response::Json(&string_lossy(ctx, json.as_value())?).encode_into(out)
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// INTEGER for integral numbers within ±2^53 (SQLite would otherwise print `3.0`), else REAL.
+fn number_response(f: f64) -> Response<'static> {
+    if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER {
+        Response::Integer(f as i64)
+    } else {
+        Response::Real(f)
+    }
+}
+
+/// A JS string as UTF-8. Lone surrogates, which UTF-8 cannot hold, become U+FFFD.
+pub fn string_lossy<'js>(ctx: &Ctx<'js>, value: &Value<'js>) -> Result<String, GuestError> {
+    let mut len = 0;
+    // SAFETY: the value is a live string of this context; the C string is freed below.
+    let ptr = unsafe { qjs::JS_ToCStringLen2(ctx.as_raw().as_ptr(), &mut len, value.as_raw(), false) };
+    if ptr.is_null() {
+        return Err(GuestError::from_js(ctx, rquickjs::Error::Exception));
+    }
+    // SAFETY: QuickJS returned `len` readable bytes at `ptr`.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) };
+    let text = match String::from_utf8_lossy(bytes) {
+        Cow::Borrowed(s) => s.to_owned(),
+        Cow::Owned(s) => s,
+    };
+    unsafe { qjs::JS_FreeCString(ctx.as_raw().as_ptr(), ptr) };
+    Ok(text)
+}
+
+fn bigint_to_i64<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<i64, GuestError> {
+    // QuickJS's BigInt-to-int64 conversion wraps modulo 2^64; go through the decimal digits to
+    // refuse, rather than corrupt, values outside the INTEGER range.
+    let digits = rquickjs::convert::Coerced::<String>::from_js(ctx, value)
+        .map_err(|e| GuestError::from_js(ctx, e))?;
+    digits.0.parse().map_err(|_| {
+        GuestError::new(
+            ErrorKind::UnsupportedResult,
+            format!("BigInt {} does not fit in a 64-bit INTEGER", digits.0),
+        )
+    })
+}
+
+use rquickjs::FromJs;
+
+/// The bytes of an ArrayBuffer, or of the window a typed array or DataView has on its buffer.
+fn binary_bytes<'a, 'js>(ctx: &Ctx<'js>, value: &'a Value<'js>) -> Option<&'a [u8]> {
+    if let Some(buffer) = value.as_object().and_then(|o| ArrayBuffer::from_object(o.clone())) {
+        let raw = buffer.as_raw()?;
+        // SAFETY: the buffer is owned by `value`, which outlives the returned slice, and no JS
+        // runs before the slice is copied out.
+        return Some(unsafe { raw.as_ref() });
+    }
+    // SAFETY: plain queries on a live value of this context.
+    unsafe {
+        if qjs::JS_GetTypedArrayType(value.as_raw()) < 0 {
+            return None;
+        }
+        let ctx_ptr = ctx.as_raw().as_ptr();
+        let (mut offset, mut length, mut element) = (0, 0, 0);
+        let buffer =
+            qjs::JS_GetTypedArrayBuffer(ctx_ptr, value.as_raw(), &mut offset, &mut length, &mut element);
+        let mut size = 0;
+        let data = qjs::JS_GetArrayBuffer(ctx_ptr, &mut size, buffer);
+        // The typed array holds a reference to the buffer, so the bytes stay alive with `value`.
+        qjs::JS_FreeValue(ctx_ptr, buffer);
+        let (offset, length, size) = (offset as usize, length as usize, size as usize);
+        if data.is_null() || offset + length > size {
+            let _ = ctx.catch(); // a detached buffer: no bytes
+            return Some(&[]);
+        }
+        Some(std::slice::from_raw_parts(data.add(offset), length))
+    }
+}
