@@ -36,5 +36,4 @@ fn guest_features() -> WasmFeatures {
         | WasmFeatures::BULK_MEMORY
         | WasmFeatures::REFERENCE_TYPES
         | WasmFeatures::FLOATS
-        | WasmFeatures::GC_TYPES
 }

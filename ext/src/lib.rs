@@ -1,0 +1,42 @@
+//! jsbox: a SQLite extension that runs JavaScript (QuickJS) inside a WebAssembly sandbox.
+//!
+//! Loading the library (`.load ./libjsbox`, `load_extension`) calls [`sqlite3_jsbox_init`], which
+//! registers the SQL functions of [`sql`] on the connection. Nothing else happens at load time:
+//! the wasmtime engine and the precompiled guest are created on the first call
+//! ([`engine::runtime`]) and shared by every connection of the process.
+//!
+//! Module map: [`engine`] (process-wide engine, module, epoch ticker) · [`engine_config`] (the
+//! one wasmtime configuration) · [`sandbox`] (one call in a fresh instance, limits, errors) ·
+//! [`abi`] (host side of the guest ABI) · [`wasi`] (the capability-free WASI imports) ·
+//! [`sql`] (the SQL surface) · [`error`] (the error type).
+
+pub mod abi;
+pub mod engine;
+pub mod engine_config;
+pub mod error;
+pub mod sandbox;
+pub mod sql;
+pub mod wasi;
+
+use std::os::raw::{c_char, c_int};
+
+use rusqlite::{ffi, Connection};
+
+/// The extension's entry point, found by SQLite from the library's name (`libjsbox` → `jsbox`).
+///
+/// # Safety
+/// Called by SQLite's extension loader with a valid connection and API table.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_jsbox_init(
+    db: *mut ffi::sqlite3,
+    pz_err_msg: *mut *mut c_char,
+    p_api: *mut ffi::sqlite3_api_routines,
+) -> c_int {
+    Connection::extension_init2(db, pz_err_msg, p_api, init)
+}
+
+fn init(db: Connection) -> rusqlite::Result<bool> {
+    sql::register(&db)?;
+    // Stay loaded for the life of the process: the epoch ticker thread runs this library's code.
+    Ok(true)
+}

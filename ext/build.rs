@@ -1,0 +1,37 @@
+//! Locates the precompiled guest that `xtask snapshot` produced (the Makefile runs it first) and
+//! records the versions `js_debug()` reports.
+
+use std::path::PathBuf;
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let workspace = manifest.parent().unwrap().to_path_buf();
+    let guest_dir = std::env::var_os("JSBOX_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target/jsbox"));
+    let cwasm = guest_dir.join("guest.cwasm");
+    println!("cargo:rerun-if-env-changed=JSBOX_GUEST_DIR");
+    println!("cargo:rerun-if-changed={}", cwasm.display());
+    if !cwasm.exists() {
+        panic!(
+            "{} is missing: build the guest first (`make build`, or `make guest` then \
+             `cargo run --release -p xtask -- snapshot ...`)",
+            cwasm.display()
+        );
+    }
+    println!("cargo:rustc-env=JSBOX_GUEST_CWASM={}", cwasm.display());
+
+    let lock = std::fs::read_to_string(workspace.join("Cargo.lock")).unwrap_or_default();
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    for (krate, var) in [("wasmtime", "JSBOX_WASMTIME_VERSION"), ("rquickjs", "JSBOX_RQUICKJS_VERSION")] {
+        println!("cargo:rustc-env={var}={}", locked_version(&lock, krate).unwrap_or("unknown"));
+    }
+}
+
+/// The version Cargo.lock pins for `krate`.
+fn locked_version<'a>(lock: &'a str, krate: &str) -> Option<&'a str> {
+    let entry = format!("name = \"{krate}\"\nversion = \"");
+    let start = lock.find(&entry)? + entry.len();
+    let len = lock[start..].find('"')?;
+    Some(&lock[start..start + len])
+}

@@ -1,0 +1,164 @@
+//! The host side of the guest ABI (`guest/src/lib.rs`, `docs/abi.md`): which exports exist, and
+//! how a request is written into a guest instance and its response read back. The byte encoding
+//! itself lives in the shared `jsbox-abi` crate.
+
+use jsbox_abi::{unpack_ptr_len, InputKind};
+use wasmtime::{Extern, Instance, Memory, Module, ModuleExport, Store, TypedFunc};
+
+use crate::error::CallError;
+
+/// Export indices resolved once per process, so that binding an instance does no name lookups.
+pub struct GuestExports {
+    memory: ModuleExport,
+    alloc: ModuleExport,
+    eval: ModuleExport,
+    console: ModuleExport,
+    info: ModuleExport,
+}
+
+impl GuestExports {
+    pub fn resolve(module: &Module) -> Result<Self, CallError> {
+        let export = |name: &str| {
+            module
+                .get_export_index(name)
+                .ok_or_else(|| CallError::Internal(format!("the guest has no `{name}` export")))
+        };
+        Ok(GuestExports {
+            memory: export("memory")?,
+            alloc: export("jsbox_alloc")?,
+            eval: export("jsbox_eval")?,
+            console: export("jsbox_console")?,
+            info: export("jsbox_info")?,
+        })
+    }
+}
+
+/// The input of a call, as the script will see it in `data`.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    /// JSON text (already checked to be UTF-8).
+    Json(&'a [u8]),
+    /// JSON text, transcoded by serde_json in the guest instead of QuickJS's parser.
+    JsonSerde(&'a [u8]),
+}
+
+impl Input<'_> {
+    fn kind(&self) -> InputKind {
+        match self {
+            Input::Null => InputKind::Null,
+            Input::Integer(_) => InputKind::Integer,
+            Input::Real(_) => InputKind::Real,
+            Input::Json(_) => InputKind::Json,
+            Input::JsonSerde(_) => InputKind::JsonSerde,
+        }
+    }
+
+    fn write_to(&self, buf: &mut [u8]) {
+        match *self {
+            Input::Null => {}
+            Input::Integer(i) => buf.copy_from_slice(&i.to_le_bytes()),
+            Input::Real(f) => buf.copy_from_slice(&f.to_le_bytes()),
+            Input::Json(bytes) | Input::JsonSerde(bytes) => buf.copy_from_slice(bytes),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Input::Null => 0,
+            Input::Integer(_) | Input::Real(_) => 8,
+            Input::Json(bytes) | Input::JsonSerde(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// The exports of one live guest instance.
+pub struct Guest {
+    memory: Memory,
+    alloc: TypedFunc<u32, u32>,
+    eval: TypedFunc<(u32, u32, u32, u64), u64>,
+    console: TypedFunc<(), u64>,
+    info: TypedFunc<(), u64>,
+}
+
+/// A guest call failed before a response existed: a trap (limit, fault) or a protocol error.
+pub type GuestResult<T> = Result<T, wasmtime::Error>;
+
+impl Guest {
+    pub fn bind<T>(store: &mut Store<T>, instance: &Instance, exports: &GuestExports) -> GuestResult<Self> {
+        let mut get = |export: &ModuleExport| {
+            instance
+                .get_module_export(&mut *store, export)
+                .ok_or_else(|| wasmtime::Error::msg("guest export missing from instance"))
+        };
+        let memory = match get(&exports.memory)? {
+            Extern::Memory(memory) => memory,
+            _ => return Err(wasmtime::Error::msg("guest `memory` is not a memory")),
+        };
+        let func = |ext: Extern| {
+            ext.into_func().ok_or_else(|| wasmtime::Error::msg("guest export is not a function"))
+        };
+        let alloc = func(get(&exports.alloc)?)?;
+        let eval = func(get(&exports.eval)?)?;
+        let console = func(get(&exports.console)?)?;
+        let info = func(get(&exports.info)?)?;
+        Ok(Guest {
+            memory,
+            alloc: alloc.typed(&*store)?,
+            eval: eval.typed(&*store)?,
+            console: console.typed(&*store)?,
+            info: info.typed(&*store)?,
+        })
+    }
+
+    /// Runs `script` with `input` and hands the encoded response to `read` while the bytes are
+    /// still in guest memory.
+    pub fn eval<T, R>(
+        &self,
+        store: &mut Store<T>,
+        script: &[u8],
+        input: Input<'_>,
+        seed: u64,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> GuestResult<R> {
+        let total = script.len() + input.len();
+        let total32 = u32::try_from(total).map_err(|_| wasmtime::Error::msg("request over 4 GiB"))?;
+        let at = self.alloc.call(&mut *store, total32)? as usize;
+        let request = self
+            .memory
+            .data_mut(&mut *store)
+            .get_mut(at..at + total)
+            .ok_or_else(|| wasmtime::Error::msg("guest request buffer out of bounds"))?;
+        let (script_buf, input_buf) = request.split_at_mut(script.len());
+        script_buf.copy_from_slice(script);
+        input.write_to(input_buf);
+        let packed = self.eval.call(
+            &mut *store,
+            (script.len() as u32, input.kind() as u32, input.len() as u32, seed),
+        )?;
+        Ok(read(self.read(store, packed)?))
+    }
+
+    /// The console output the last call captured.
+    pub fn console<'s, T>(&self, store: &'s mut Store<T>) -> GuestResult<&'s [u8]> {
+        let packed = self.console.call(&mut *store, ())?;
+        self.read(store, packed)
+    }
+
+    /// The guest's self-description (JSON).
+    pub fn info<'s, T>(&self, store: &'s mut Store<T>) -> GuestResult<&'s [u8]> {
+        let packed = self.info.call(&mut *store, ())?;
+        self.read(store, packed)
+    }
+
+    fn read<'s, T>(&self, store: &'s Store<T>, packed: u64) -> GuestResult<&'s [u8]> {
+        let (ptr, len) = unpack_ptr_len(packed);
+        let (ptr, len) = (ptr as usize, len as usize);
+        self.memory
+            .data(store)
+            .get(ptr..ptr + len)
+            .ok_or_else(|| wasmtime::Error::msg("guest response out of bounds"))
+    }
+}

@@ -1,0 +1,37 @@
+//! `js_eval(script [, json])`: runs `script` in a fresh sandbox with the global `data` bound to
+//! the parsed JSON, and returns the script's value as a SQL value.
+
+use std::sync::Arc;
+
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+
+use super::{args, Session};
+use crate::abi::Input;
+use crate::error::CallError;
+use crate::sandbox;
+
+const NAME: &str = "js_eval";
+
+pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()> {
+    // Not deterministic: scripts may read the clock and Math.random.
+    let flags = FunctionFlags::SQLITE_UTF8;
+    for n_args in [1, 2] {
+        let session = Arc::clone(session);
+        db.create_scalar_function(NAME, n_args, flags, move |ctx| {
+            js_eval(&session, ctx).map_err(|e| e.in_function(NAME))
+        })?;
+    }
+    Ok(())
+}
+
+fn js_eval(session: &Session, ctx: &Context<'_>) -> Result<SqlValue, CallError> {
+    let Some(script) = args::script(ctx, 0)? else {
+        return Ok(SqlValue::Null);
+    };
+    let input = if ctx.len() > 1 { args::json_input(ctx, 1)? } else { Input::Null };
+    let outcome = sandbox::eval(session.limits(), script, input)?;
+    session.set_last_console(outcome.console);
+    Ok(outcome.value)
+}

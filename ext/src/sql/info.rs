@@ -1,0 +1,59 @@
+//! `js_version()` and `js_debug()`: what this build of jsbox is and how it is configured.
+
+use std::sync::{Arc, OnceLock};
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::Connection;
+use serde_json::json;
+
+use super::Session;
+use crate::engine;
+use crate::error::CallError;
+use crate::sandbox;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    db.create_scalar_function("js_version", 0, flags, |_| Ok(VERSION))?;
+    let session = Arc::clone(session);
+    db.create_scalar_function("js_debug", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+        debug_json(&session).map_err(|e| e.in_function("js_debug"))
+    })?;
+    Ok(())
+}
+
+/// The guest's self-description, asked once per process.
+fn guest_info() -> Result<&'static serde_json::Value, CallError> {
+    static INFO: OnceLock<Result<serde_json::Value, CallError>> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let text = sandbox::guest_info()?;
+        serde_json::from_str(&text).map_err(|e| CallError::Internal(format!("guest info: {e}")))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+fn debug_json(session: &Session) -> Result<String, CallError> {
+    let runtime = engine::runtime()?;
+    let guest = guest_info()?;
+    let limits = session.limits();
+    let last_console = session.last_console.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let debug = json!({
+        "jsbox": VERSION,
+        "quickjs": guest["quickjs"],
+        "rquickjs": env!("JSBOX_RQUICKJS_VERSION"),
+        "wasmtime": env!("JSBOX_WASMTIME_VERSION"),
+        "sqlite": rusqlite::version(),
+        "abi": guest["abi"],
+        "memory_limit_mb": limits.memory_mib,
+        "time_limit_ms": limits.time_ms,
+        "time_limit_resolution_ms": engine::TICK.as_millis() as u64,
+        "js_stack_bytes": guest["stack_bytes"],
+        "pool_slots": engine::POOL_SLOTS,
+        "guest_precompiled_bytes": runtime.guest_bytes(),
+        "json_input_parser": "quickjs",
+        "last_console": last_console,
+    });
+    Ok(debug.to_string())
+}

@@ -1,0 +1,43 @@
+//! The SQL surface: one module per group of functions, all registered by [`register`].
+//!
+//! | function | module |
+//! |---|---|
+//! | `js_eval(script)`, `js_eval(script, json)` | [`eval`] |
+//! | `js_version()`, `js_debug()` | [`info`] |
+
+mod args;
+mod eval;
+mod info;
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use crate::sandbox::Limits;
+
+/// State of one connection, shared by its functions and dropped when the connection closes
+/// (SQLite destroys the functions, which own the last references).
+#[derive(Debug, Default)]
+pub struct Session {
+    pub limits: Mutex<Limits>,
+    /// Console output of the connection's last call, shown by `js_debug()`.
+    pub last_console: Mutex<String>,
+}
+
+impl Session {
+    pub fn limits(&self) -> Limits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_last_console(&self, console: String) {
+        *self.last_console.lock().unwrap_or_else(|e| e.into_inner()) = console;
+    }
+}
+
+/// Registers every jsbox SQL function on `db`.
+pub fn register(db: &Connection) -> rusqlite::Result<()> {
+    let session = Arc::new(Session::default());
+    eval::register(db, &session)?;
+    info::register(db, &session)?;
+    Ok(())
+}
