@@ -12,7 +12,7 @@ use rquickjs::{Context, Ctx, Function, Object, Runtime};
 /// Bytes of C stack QuickJS may use before it throws `RangeError: Maximum call stack size
 /// exceeded`. It must stay below the shadow stack the linker reserves (see `.cargo/config.toml`)
 /// so that deep recursion ends as a catchable JS error rather than a trap.
-const JS_STACK_BYTES: usize = 768 * 1024;
+const JS_STACK_BYTES: usize = 256 * 1024;
 
 struct Engine {
     /// Kept alive for the context's sake; never used directly after initialization.

@@ -116,5 +116,20 @@ fn eval<'js>(
     let value: Value = ctx
         .eval_with_options(script.to_vec(), options)
         .map_err(|e| GuestError::from_js(ctx, e))?;
+    let value = settle(ctx, value)?;
     values::encode_result(ctx, value, out)
+}
+
+/// Runs the job queue (promise reactions) to completion, and replaces a promise by its outcome:
+/// `(async () => 42)()` returns 42, a rejected promise is an error.
+fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Value<'js>, GuestError> {
+    while ctx.execute_pending_job() {}
+    let Some(promise) = value.as_promise() else { return Ok(value) };
+    match promise.result::<Value>() {
+        Some(outcome) => outcome.map_err(|e| GuestError::from_js(ctx, e)),
+        None => Err(GuestError::new(
+            ErrorKind::UnsupportedResult,
+            "the script returned a Promise that never settles",
+        )),
+    }
 }

@@ -51,7 +51,10 @@ fn parse_json_natively<'js>(ctx: &Ctx<'js>, input: &[u8]) -> Result<Value<'js>, 
     ctx.json_parse(input.to_vec()).map_err(|e| {
         let error = GuestError::from_js(ctx, e);
         match error.kind {
-            ErrorKind::Exception => GuestError::new(ErrorKind::InvalidInput, error.message),
+            ErrorKind::Exception => {
+                let message = error.message.strip_prefix("SyntaxError: ").unwrap_or(&error.message);
+                GuestError::new(ErrorKind::InvalidInput, message)
+            }
             _ => error,
         }
     })
@@ -75,7 +78,8 @@ pub fn encode_result<'js>(
         Type::BigInt => Response::Integer(bigint_to_i64(ctx, value)?).encode_into(out),
         Type::Symbol => return Err(unsupported("a symbol")),
         Type::Function | Type::Constructor => return Err(unsupported("a function")),
-        Type::Promise => return Err(unsupported("a Promise (asynchronous scripts are not supported)")),
+        // `settle` (lib.rs) has replaced a settled promise by its value already.
+        Type::Promise => return Err(unsupported("a Promise")),
         Type::Module | Type::Unknown => return Err(unsupported("this value")),
         Type::Array | Type::Object | Type::Exception | Type::Proxy => {
             if let Some(bytes) = binary_bytes(ctx, &value) {

@@ -1,0 +1,72 @@
+# jsbox — build, demo, test, bench. `make demo` and `make test` work on a fresh machine: the
+# `deps` step installs what is missing (scripts/install-deps.sh).
+#
+# Build order: guest (QuickJS → wasm32-wasip1) → xtask snapshot (Wizer pre-initialization and
+# precompilation with the extension's engine settings) → ext (libjsbox.so, which embeds the
+# precompiled guest). Each crate is built by its own cargo invocation so that features never
+# unify across them (Cranelift stays in xtask; the tests' bundled SQLite stays in tests).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+# QuickJS's C code is compiled by Debian's clang against wasi-libc (see .cargo/config.toml).
+export CFLAGS_wasm32_wasip1 := --sysroot=$(CURDIR)/guest/sysroot
+
+GUEST_WASM := $(CARGO_TARGET_DIR)/wasm32-wasip1/release/jsbox_guest.wasm
+GUEST_DIR  := $(CARGO_TARGET_DIR)/jsbox
+GUEST_CWASM := $(GUEST_DIR)/guest.cwasm
+XTASK      := $(CARGO_TARGET_DIR)/release/xtask
+EXT        := $(CARGO_TARGET_DIR)/release/libjsbox.so
+export JSBOX_GUEST_DIR := $(GUEST_DIR)
+# The extension under test, without its suffix, as `.load` and load_extension take it.
+export JSBOX_EXT := $(basename $(EXT))
+
+.PHONY: all deps build demo test test-unit test-e2e bench fixtures clean FORCE
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: $(EXT)
+
+# cargo decides whether anything changed; make re-reads the timestamps after each step, so the
+# snapshot is redone only when the guest or the build tool really changed.
+$(GUEST_WASM): FORCE | deps
+	$(CARGO) build --release -p jsbox-guest --target wasm32-wasip1
+
+$(XTASK): FORCE | deps
+	$(CARGO) build --release -p xtask
+
+$(GUEST_CWASM): $(GUEST_WASM) $(XTASK)
+	$(XTASK) snapshot $(GUEST_WASM) $(GUEST_DIR)
+
+$(EXT): $(GUEST_CWASM) FORCE
+	$(CARGO) build --release -p jsbox
+
+demo: build
+	sqlite3 :memory: < sql/demo.sql
+
+test: test-unit test-e2e
+
+# Unit tests of the shared ABI, the extension's pure modules and the guest's helpers (on the
+# host target).
+test-unit: build
+	$(CARGO) test --release -p jsbox-abi -p jsbox
+	$(CARGO) test --release -p jsbox-guest
+
+# End to end: rusqlite (bundled, newer SQLite) loads the built library; the real
+# /usr/bin/sqlite3 shell and Debian's /usr/bin/python3 run it too.
+test-e2e: build
+	$(CARGO) test --release -p jsbox-tests
+
+bench: build
+	$(CARGO) bench -p jsbox --bench sandbox
+
+fixtures:
+	python3 fixtures/generate.py
+
+clean:
+	$(CARGO) clean
+
+FORCE:

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building and testing jsbox needs on a fresh Debian 12 machine, and nothing when
+# it is all there already (idempotent; `make deps` runs it). Everything comes from Debian's
+# packages, rustup's own target list, and crates.io: nothing is downloaded from elsewhere.
+set -euo pipefail
+
+# clang + lld + llvm-ar + wasi-libc + the wasm32 compiler-rt: QuickJS's C code for wasm32-wasip1.
+# sqlite3: the shell the demo and the tests drive. python3: Debian's, which can load extensions.
+packages=(clang lld llvm wasi-libc libclang-rt-14-dev-wasm32 sqlite3 python3)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+  echo "install-deps: adding the wasm32-wasip1 target"
+  rustup target add wasm32-wasip1
+fi

@@ -1,0 +1,52 @@
+-- jsbox demo (`make demo`): run with the sqlite3 shell from the repository's root.
+-- Each track's length in Canadian football fields (140 m), computed twice: by the seed post's
+-- JavaScript in the jsbox sandbox, and by plain SQL with SQLite's math functions.
+.bail on
+.load ./target/release/libjsbox
+.mode box
+.print 'jsbox'
+SELECT js_version() AS jsbox, json_extract(js_debug(), '$.quickjs') AS quickjs,
+       json_extract(js_debug(), '$.wasmtime') AS wasmtime, sqlite_version() AS sqlite;
+
+.print ''
+.print 'The seed post fixture (260 points), as in the post:'
+SELECT js_eval('data.features.length', readfile('../shared/fixtures/seed_track_points.json')) AS features,
+       round(js_eval(readfile('sql/seed_cff.js'), readfile('../shared/fixtures/seed_track_points.json')), 4)
+         AS canadian_football_fields;
+
+.read sql/tracks.sql
+
+.print ''
+.print 'fixtures/track_points.geojson, per track: JavaScript in the sandbox vs plain SQL'
+WITH
+  -- One FeatureCollection per track, points in order, handed to the seed's script as `data`.
+  collections AS (
+    SELECT track_fid, count(*) AS points,
+           json_object('type', 'FeatureCollection', 'features', json_group_array(json(feature))) AS fc
+    FROM (SELECT * FROM track_points ORDER BY track_fid, seq)
+    GROUP BY track_fid
+  ),
+  js AS (
+    SELECT track_fid, points, js_eval(readfile('sql/seed_cff.js'), fc) AS fields FROM collections
+  ),
+  -- The same formula in SQL: each point against the previous one of its track.
+  legs AS (
+    SELECT track_fid, lat, lon,
+           lag(lat) OVER w AS plat, lag(lon) OVER w AS plon
+    FROM track_points WINDOW w AS (PARTITION BY track_fid ORDER BY seq)
+  ),
+  plain AS (
+    SELECT track_fid,
+           sum(CASE WHEN plat IS NULL OR (lat = plat AND lon = plon) THEN 0
+                    ELSE degrees(acos(min(1.0,
+                           sin(radians(lat)) * sin(radians(plat)) +
+                           cos(radians(lat)) * cos(radians(plat)) * cos(radians(lon - plon)))))
+                         * 60 * 1853.159 END) / 140 AS fields
+    FROM legs GROUP BY track_fid
+  )
+SELECT js.track_fid, js.points,
+       printf('%.4f', js.fields) AS js_fields,
+       printf('%.4f', plain.fields) AS sql_fields,
+       printf('%.1e', abs(js.fields - plain.fields) / plain.fields) AS rel_diff
+FROM js JOIN plain USING (track_fid)
+ORDER BY js.track_fid;
