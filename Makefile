@@ -58,7 +58,7 @@ test-unit: build
 # End to end: rusqlite (bundled, newer SQLite) loads the built library; the real
 # /usr/bin/sqlite3 shell and Debian's /usr/bin/python3 run it too.
 test-e2e: build
-	$(CARGO) test --release -p jsbox-tests
+	$(CARGO) test --release --no-fail-fast -p jsbox-tests
 
 bench: build
 	$(CARGO) bench -p jsbox --bench sandbox

@@ -1,0 +1,114 @@
+//! Helpers shared by the end-to-end tests: where the built extension and the fixtures are, a
+//! connection with jsbox loaded, and an independent (native Rust) computation of the seed's
+//! track length to check the sandbox's results against.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, ToSql};
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The built extension, without its suffix (as `.load` and `load_extension` take it).
+pub fn extension_path() -> String {
+    std::env::var("JSBOX_EXT")
+        .unwrap_or_else(|_| repo_root().join("target/release/libjsbox").display().to_string())
+}
+
+/// The seed post's 260-point fixture, read from the shared folder beside the repository.
+pub fn seed_fixture_path() -> PathBuf {
+    repo_root().join("../shared/fixtures/seed_track_points.json")
+}
+
+pub fn seed_fixture() -> String {
+    let path = seed_fixture_path();
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The generated multi-track fixture.
+pub fn tracks_fixture() -> String {
+    std::fs::read_to_string(repo_root().join("fixtures/track_points.geojson")).unwrap()
+}
+
+/// The seed post's plugin script (`sql/seed_cff.js`).
+pub fn seed_script() -> String {
+    std::fs::read_to_string(repo_root().join("sql/seed_cff.js")).unwrap()
+}
+
+/// An in-memory database with jsbox loaded.
+pub fn open() -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    load(&conn);
+    conn
+}
+
+pub fn load(conn: &Connection) {
+    unsafe {
+        let _guard = rusqlite::LoadExtensionGuard::new(conn).unwrap();
+        conn.load_extension(extension_path(), None::<&str>).unwrap();
+    }
+}
+
+/// `js_eval(script, json)` on `conn`.
+pub fn eval(conn: &Connection, script: &str, json: impl ToSql) -> rusqlite::Result<Value> {
+    conn.query_row("SELECT js_eval(?1, ?2)", (script, json), |row| row.get(0))
+}
+
+/// `js_eval(script)` on `conn`.
+pub fn eval1(conn: &Connection, script: &str) -> rusqlite::Result<Value> {
+    conn.query_row("SELECT js_eval(?1)", [script], |row| row.get(0))
+}
+
+/// The error message of a call that must fail.
+pub fn eval_error(conn: &Connection, script: &str, json: impl ToSql) -> String {
+    match eval(conn, script, json) {
+        Ok(value) => panic!("expected an error from {script:?}, got {value:?}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+/// Asserts that `conn` still evaluates scripts after an error.
+pub fn assert_usable(conn: &Connection) {
+    assert_eq!(eval1(conn, "1+1").unwrap(), Value::Integer(2));
+}
+
+/// Relative difference of two numbers.
+pub fn rel_diff(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
+}
+
+/// The seed's `distance` in meters, computed natively (glibc's libm).
+pub fn distance(lat0: f64, lon0: f64, lat1: f64, lon1: f64) -> f64 {
+    if lat0 == lat1 && lon0 == lon1 {
+        return 0.0;
+    }
+    let pi = std::f64::consts::PI;
+    let (radlat0, radlat1) = (pi * lat0 / 180.0, pi * lat1 / 180.0);
+    let radtheta = pi * (lon0 - lon1) / 180.0;
+    let dist = (radlat0.sin() * radlat1.sin() + radlat0.cos() * radlat1.cos() * radtheta.cos()).min(1.0);
+    dist.acos() * 180.0 / pi * 60.0 * 1853.159
+}
+
+/// The seed's track length in Canadian football fields (140 m) for points `(lon, lat)` in order.
+pub fn cff_length(points: &[(f64, f64)]) -> f64 {
+    points.windows(2).map(|w| distance(w[1].1, w[1].0, w[0].1, w[0].0) / 140.0).sum()
+}
+
+/// The `(track_fid, [(lon, lat)])` tracks of a FeatureCollection, points in file order.
+pub fn tracks(geojson: &str) -> Vec<(i64, Vec<(f64, f64)>)> {
+    let doc: serde_json::Value = serde_json::from_str(geojson).unwrap();
+    let mut tracks: Vec<(i64, Vec<(f64, f64)>)> = Vec::new();
+    for feature in doc["features"].as_array().unwrap() {
+        let fid = feature["properties"]["track_fid"].as_i64().unwrap();
+        let c = &feature["geometry"]["coordinates"];
+        let point = (c[0].as_f64().unwrap(), c[1].as_f64().unwrap());
+        match tracks.last_mut() {
+            Some((last, points)) if *last == fid => points.push(point),
+            _ => tracks.push((fid, vec![point])),
+        }
+    }
+    tracks
+}

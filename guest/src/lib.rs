@@ -40,12 +40,13 @@ thread_local! {
 /// The name scripts see in error positions and stack traces.
 const SCRIPT_NAME: &str = "script";
 
-/// Returns a pointer to a buffer of at least `len` bytes for the next request.
+/// Returns a pointer to a buffer of `len` bytes for the next request. The buffer is followed by
+/// a NUL byte, which lets QuickJS's JSON parser read the input in place (it needs a terminator).
 #[no_mangle]
 pub extern "C" fn jsbox_alloc(len: u32) -> *mut u8 {
     REQUEST.with_borrow_mut(|buf| {
         buf.clear();
-        buf.resize(len as usize, 0);
+        buf.resize(len as usize + 1, 0);
         buf.as_mut_ptr()
     })
 }

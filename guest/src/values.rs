@@ -4,10 +4,8 @@
 //! null/undefined → NULL, objects and arrays → JSON text, ArrayBuffer and typed arrays → BLOB,
 //! BigInt → INTEGER when it fits in 64 bits. Anything else is an error.
 
-use std::borrow::Cow;
-
 use jsbox_abi::{ErrorKind, InputKind, Response};
-use rquickjs::{qjs, ArrayBuffer, BigInt, Ctx, Type, Value};
+use rquickjs::{qjs, ArrayBuffer, BigInt, Ctx, Object, Type, Value};
 
 use crate::error::GuestError;
 use crate::json;
@@ -44,19 +42,28 @@ pub fn integer_to_js<'js>(ctx: &Ctx<'js>, i: i64) -> Result<Value<'js>, GuestErr
     }
 }
 
+/// QuickJS's own JSON parser, reading the request buffer in place. `input` must be followed by
+/// a NUL byte in memory (see `jsbox_alloc`).
 fn parse_json_natively<'js>(ctx: &Ctx<'js>, input: &[u8]) -> Result<Value<'js>, GuestError> {
     if input.contains(&0) {
         return Err(GuestError::new(ErrorKind::InvalidInput, "JSON text contains a NUL character"));
     }
-    ctx.json_parse(input.to_vec()).map_err(|e| {
-        let error = GuestError::from_js(ctx, e);
-        match error.kind {
-            ErrorKind::Exception => {
-                let message = error.message.strip_prefix("SyntaxError: ").unwrap_or(&error.message);
-                GuestError::new(ErrorKind::InvalidInput, message)
-            }
-            _ => error,
+    // SAFETY: `input` is valid for `len` bytes and NUL-terminated; the result is an owned value
+    // of this context (or the exception marker, handled below).
+    let parsed = unsafe {
+        let raw = qjs::JS_ParseJSON(ctx.as_raw().as_ptr(), input.as_ptr().cast(), input.len() as _, c"<input>".as_ptr());
+        Value::from_raw(ctx.clone(), raw)
+    };
+    if !parsed.is_exception() {
+        return Ok(parsed);
+    }
+    let error = GuestError::from_js(ctx, rquickjs::Error::Exception);
+    Err(match error.kind {
+        ErrorKind::Exception => {
+            let message = error.message.strip_prefix("SyntaxError: ").unwrap_or(&error.message);
+            GuestError::new(ErrorKind::InvalidInput, message)
         }
+        _ => error,
     })
 }
 
@@ -118,12 +125,32 @@ pub fn string_lossy<'js>(ctx: &Ctx<'js>, value: &Value<'js>) -> Result<String, G
     }
     // SAFETY: QuickJS returned `len` readable bytes at `ptr`.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) };
-    let text = match String::from_utf8_lossy(bytes) {
-        Cow::Borrowed(s) => s.to_owned(),
-        Cow::Owned(s) => s,
-    };
+    let text = wtf8_to_utf8_lossy(bytes);
     unsafe { qjs::JS_FreeCString(ctx.as_raw().as_ptr(), ptr) };
     Ok(text)
+}
+
+/// QuickJS encodes a lone surrogate as its own three bytes (`ED A0..BF xx`, "WTF-8"); replace
+/// each such sequence by one U+FFFD rather than three.
+fn wtf8_to_utf8_lossy(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(rest) => {
+                out.push_str(rest);
+                return out;
+            }
+            Err(e) => {
+                let (valid, rest) = bytes.split_at(e.valid_up_to());
+                // SAFETY: `from_utf8` vouched for these bytes.
+                out.push_str(unsafe { std::str::from_utf8_unchecked(valid) });
+                out.push(char::REPLACEMENT_CHARACTER);
+                let surrogate = rest.len() >= 3 && rest[0] == 0xED && (0xA0..=0xBF).contains(&rest[1]);
+                let skip = if surrogate { 3 } else { e.error_len().unwrap_or(rest.len()) };
+                bytes = &rest[skip..];
+            }
+        }
+    }
 }
 
 fn bigint_to_i64<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<i64, GuestError> {
@@ -149,6 +176,9 @@ fn binary_bytes<'a, 'js>(ctx: &Ctx<'js>, value: &'a Value<'js>) -> Option<&'a [u
         // runs before the slice is copied out.
         return Some(unsafe { raw.as_ref() });
     }
+    if let Some(bytes) = data_view_bytes(ctx, value) {
+        return Some(bytes);
+    }
     // SAFETY: plain queries on a live value of this context.
     unsafe {
         if qjs::JS_GetTypedArrayType(value.as_raw()) < 0 {
@@ -168,5 +198,36 @@ fn binary_bytes<'a, 'js>(ctx: &Ctx<'js>, value: &'a Value<'js>) -> Option<&'a [u
             return Some(&[]);
         }
         Some(std::slice::from_raw_parts(data.add(offset), length))
+    }
+}
+
+/// The window a DataView has on its buffer (QuickJS's C API has no accessor for DataViews).
+fn data_view_bytes<'a, 'js>(ctx: &Ctx<'js>, value: &'a Value<'js>) -> Option<&'a [u8]> {
+    let object = value.as_object()?;
+    let data_view: Value = ctx.globals().get("DataView").ok()?;
+    if !object.is_instance_of(&data_view) {
+        return None;
+    }
+    let buffer: Object = object.get("buffer").ok()?;
+    let offset: usize = object.get("byteOffset").ok()?;
+    let length: usize = object.get("byteLength").ok()?;
+    let raw = ArrayBuffer::from_object(buffer)?.as_raw()?;
+    // SAFETY: the DataView keeps its buffer alive as long as `value` lives, and no JS runs
+    // before the slice is copied out.
+    let all = unsafe { raw.as_ref() };
+    Some(all.get(offset..offset + length).unwrap_or(&[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wtf8_to_utf8_lossy;
+
+    #[test]
+    fn lone_surrogates_become_one_replacement_character() {
+        assert_eq!(wtf8_to_utf8_lossy(b"a\xED\xA0\x80b"), "a\u{FFFD}b");
+        assert_eq!(wtf8_to_utf8_lossy(b"\xED\xB0\x80"), "\u{FFFD}");
+        assert_eq!(wtf8_to_utf8_lossy("h\u{e9}\u{2603}".as_bytes()), "h\u{e9}\u{2603}");
+        assert_eq!(wtf8_to_utf8_lossy(b"x\xFFy"), "x\u{FFFD}y");
+        assert_eq!(wtf8_to_utf8_lossy(b"trunc\xE2\x98"), "trunc\u{FFFD}");
     }
 }

@@ -1,0 +1,115 @@
+//! The extension as users meet it outside Rust: the real `/usr/bin/sqlite3` shell (SQLite 3.40)
+//! and Debian's `/usr/bin/python3` sqlite3 module; plus the fixture generator's determinism.
+
+use std::process::Command;
+
+use jsbox_tests::*;
+
+fn sqlite3(args: &[&str]) -> (String, String, bool) {
+    let out = Command::new("/usr/bin/sqlite3")
+        .current_dir(repo_root())
+        .args(args)
+        .output()
+        .expect("running /usr/bin/sqlite3");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn sqlite3_shell_loads_the_extension_and_reads_a_fixture() {
+    let load = format!(".load {}", extension_path());
+    let fixture = seed_fixture_path().display().to_string();
+    let (out, err, ok) = sqlite3(&[
+        ":memory:",
+        "-cmd",
+        &load,
+        &format!("SELECT js_eval('data.features.length', readfile('{fixture}'));"),
+    ]);
+    assert!(ok, "stderr: {err}");
+    assert_eq!(out.trim(), "260");
+}
+
+#[test]
+fn sqlite3_shell_reports_errors_and_keeps_console_off_stdout() {
+    let load = format!(".load {}", extension_path());
+    let (out, err, ok) = sqlite3(&[
+        ":memory:",
+        "-cmd",
+        &load,
+        "SELECT js_eval('console.log(\"not on stdout\"); 1+1');",
+    ]);
+    assert!(ok, "stderr: {err}");
+    assert_eq!(out.trim(), "2", "console output must not reach stdout");
+    let (out, err, ok) = sqlite3(&[":memory:", "-cmd", &load, "SELECT js_eval('\n\nnosuch');"]);
+    assert!(!ok);
+    assert!(out.is_empty(), "stdout: {out}");
+    assert!(err.contains("js_eval: ReferenceError: nosuch is not defined (line 3)"), "stderr: {err}");
+}
+
+#[test]
+fn sqlite3_shell_runs_the_demo() {
+    let demo = std::fs::read_to_string(repo_root().join("sql/demo.sql")).unwrap();
+    let demo = demo.replace(".load ./target/release/libjsbox", &format!(".load {}", extension_path()));
+    let mut child = Command::new("/usr/bin/sqlite3")
+        .current_dir(repo_root())
+        .arg(":memory:")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(demo.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
+    // One row per track with JS and SQL lengths and their relative difference.
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with('│'))
+        .map(|l| l.split('│').map(str::trim).filter(|c| !c.is_empty()).collect())
+        .filter(|cells: &Vec<&str>| cells.len() == 5 && cells[0].parse::<i64>().is_ok())
+        .collect();
+    let tracks = tracks(&tracks_fixture());
+    assert_eq!(rows.len(), tracks.len(), "demo output:\n{stdout}");
+    for (row, (fid, points)) in rows.iter().zip(&tracks) {
+        assert_eq!(row[0], fid.to_string());
+        assert_eq!(row[1], points.len().to_string());
+        let js: f64 = row[2].parse().unwrap();
+        let native = cff_length(points);
+        assert!(rel_diff(js, native) < 1e-5, "track {fid}: {js} vs {native}");
+    }
+    assert!(stdout.contains("260"), "demo output:\n{stdout}");
+}
+
+#[test]
+fn debian_python_loads_the_extension() {
+    let script = format!(
+        "import sqlite3\n\
+         c = sqlite3.connect(':memory:')\n\
+         c.enable_load_extension(True)\n\
+         c.load_extension({ext:?})\n\
+         print(c.execute(\"select js_eval('1+1')\").fetchone()[0])\n\
+         print(c.execute(\"select js_eval('data.a', '{{\\\"a\\\": [1,2]}}')\").fetchone()[0])\n\
+         try:\n    c.execute(\"select js_eval('while(true){{}}')\").fetchone()\n\
+         except sqlite3.OperationalError as e:\n    print(e)\n",
+        ext = extension_path()
+    );
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().expect("running /usr/bin/python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, "2\n[1,2]\njs_eval: time limit of 1000 ms exceeded\n");
+}
+
+#[test]
+fn the_fixture_is_what_its_generator_makes() {
+    let out = Command::new("/usr/bin/python3")
+        .arg(repo_root().join("fixtures/generate.py"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

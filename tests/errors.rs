@@ -1,0 +1,113 @@
+//! Every error class of js_eval: the message names the function and the cause, and the same
+//! connection answers `js_eval('1+1') = 2` right after.
+
+use std::time::{Duration, Instant};
+
+use jsbox_tests::*;
+use rusqlite::types::Value;
+
+/// Runs a failing call and checks its message, then that the connection still works.
+fn check(script: &str, json: Value, expected: &str) {
+    let conn = open();
+    let message = eval_error(&conn, script, json);
+    assert!(message.contains(expected), "js_eval({script:?}): got {message:?}, expected {expected:?}");
+    assert!(message.starts_with("js_eval: "), "{message:?} does not name the function");
+    assert_usable(&conn);
+}
+
+#[test]
+fn exceptions_name_type_message_and_line() {
+    check("let a = 1;\nlet b = 2;\nnosuch + 1", Value::Null, "js_eval: ReferenceError: nosuch is not defined (line 3)");
+    check("function f() {\n  null.x\n}\nf()", Value::Null, "js_eval: TypeError: cannot read property 'x' of null (line 2)");
+    check("throw new RangeError('custom')", Value::Null, "js_eval: RangeError: custom (line 1)");
+    check("x = ", Value::Null, "js_eval: SyntaxError: unexpected token in expression: '' (line 1)");
+    check("throw 42", Value::Null, "js_eval: uncaught exception: 42");
+    check("throw {toString() { throw 1 }}", Value::Null, "js_eval: uncaught exception: (a value that cannot be converted to a string)");
+    check("(async () => { throw new TypeError('late') })()", Value::Null, "js_eval: TypeError: late (line 1)");
+}
+
+#[test]
+fn unsupported_results() {
+    check("(function () {})", Value::Null, "js_eval: cannot return a function as a SQL value");
+    check("Symbol('s')", Value::Null, "js_eval: cannot return a symbol as a SQL value");
+    check("let a = {}; a.self = a; a", Value::Null, "js_eval: TypeError: circular reference");
+    check("2n ** 64n", Value::Null, "js_eval: BigInt 18446744073709551616 does not fit in a 64-bit INTEGER");
+    check("new Promise(() => {})", Value::Null, "js_eval: the script returned a Promise that never settles");
+    check("({toJSON() { throw new Error('no') }})", Value::Null, "js_eval: Error: no (line 1)");
+}
+
+#[test]
+fn time_limit() {
+    let conn = open();
+    let started = Instant::now();
+    let message = eval_error(&conn, "while (true) {}", Value::Null);
+    let took = started.elapsed();
+    assert_eq!(message, "js_eval: time limit of 1000 ms exceeded");
+    assert!(took < Duration::from_secs(2), "stopped after {took:?}");
+    assert_usable(&conn);
+}
+
+#[test]
+fn memory_limit() {
+    check("let a = []; while (true) a.push(new Array(100000).fill(1))", Value::Null, "js_eval: memory limit of 64 MiB exceeded");
+    check("new ArrayBuffer(100 * 1024 * 1024)", Value::Null, "js_eval: memory limit of 64 MiB exceeded");
+    check("'x'.repeat(2 ** 29)", Value::Null, "js_eval:");
+}
+
+#[test]
+fn stack_overflow() {
+    check("function f() { return f() + 1 } f()", Value::Null, "js_eval: stack overflow");
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    check("data", Value::Text(nested), "js_eval: stack overflow");
+}
+
+#[test]
+fn invalid_json_input() {
+    check("data", Value::Text("{bad".into()), "js_eval: invalid JSON input: Expected property name or '}' in JSON at position 1");
+    check("data", Value::Text("".into()), "js_eval: invalid JSON input: Unexpected end of JSON input");
+    check("data", Value::Text("[1,]".into()), "js_eval: invalid JSON input:");
+    check("data", Value::Text("{\"a\": 1} trailing".into()), "js_eval: invalid JSON input:");
+}
+
+#[test]
+fn invalid_utf8() {
+    let conn = open();
+    let message = conn
+        .query_row("SELECT js_eval('data', CAST(x'41ff42' AS TEXT))", [], |r| r.get::<_, Value>(0))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(message, "js_eval: the JSON input is not valid UTF-8 (invalid byte at offset 1)");
+    let message = conn
+        .query_row("SELECT js_eval(CAST(x'31c0' AS TEXT))", [], |r| r.get::<_, Value>(0))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(message, "js_eval: the script is not valid UTF-8 (invalid byte at offset 1)");
+    assert_usable(&conn);
+}
+
+#[test]
+fn wrong_argument_types() {
+    let conn = open();
+    let message = conn.query_row("SELECT js_eval(42)", [], |r| r.get::<_, Value>(0)).unwrap_err().to_string();
+    assert_eq!(message, "js_eval: the script must be TEXT, not INTEGER");
+    let message = conn.query_row("SELECT js_eval('1', 2, 3)", [], |r| r.get::<_, Value>(0)).unwrap_err().to_string();
+    assert!(message.contains("wrong number of arguments to function js_eval()"), "{message}");
+    let message = eval_error(&conn, "'a\0b'", Value::Null);
+    assert_eq!(message, "js_eval: script contains a NUL character");
+    assert_usable(&conn);
+}
+
+#[test]
+fn an_error_mid_statement_leaves_earlier_rows_and_the_data_intact() {
+    let conn = open();
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);").unwrap();
+    let err = conn
+        .execute("UPDATE t SET x = js_eval('if (data == 2) throw new Error(\"two\"); data * 10', x)", [])
+        .unwrap_err();
+    assert_eq!(err.to_string(), "js_eval: Error: two (line 1)");
+    // The statement failed as a whole: no half-written rows.
+    let xs: Vec<i64> = conn.prepare("SELECT x FROM t ORDER BY rowid").unwrap()
+        .query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(xs, vec![1, 2, 3]);
+    assert_usable(&conn);
+}

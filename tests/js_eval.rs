@@ -1,0 +1,258 @@
+//! js_eval's results: the seed computation against independent ones, the SQL value mapping,
+//! inputs of every SQL type, isolation between calls, and what the sandbox does not offer.
+
+use jsbox_tests::*;
+use rusqlite::types::Value;
+
+const SEED_GLIBC_FIELDS: f64 = 38.34097141536927;
+
+fn real(v: Value) -> f64 {
+    match v {
+        Value::Real(f) => f,
+        Value::Integer(i) => i as f64,
+        other => panic!("expected a number, got {other:?}"),
+    }
+}
+
+#[test]
+fn seed_fixture_has_260_features() {
+    let conn = open();
+    assert_eq!(eval(&conn, "data.features.length", seed_fixture()).unwrap(), Value::Integer(260));
+}
+
+#[test]
+fn seed_track_length_matches_glibc_and_native_rust() {
+    let conn = open();
+    let fields = real(eval(&conn, &seed_script(), seed_fixture()).unwrap());
+    assert!(rel_diff(fields, SEED_GLIBC_FIELDS) < 1e-5, "{fields} vs {SEED_GLIBC_FIELDS}");
+    let tracks = tracks(&seed_fixture());
+    assert_eq!(tracks.len(), 1);
+    let native = cff_length(&tracks[0].1);
+    assert!(rel_diff(fields, native) < 1e-5, "{fields} vs native {native}");
+    assert_eq!(format!("{fields:.3}"), format!("{SEED_GLIBC_FIELDS:.3}"));
+}
+
+#[test]
+fn fixture_tracks_match_native_rust_per_track() {
+    let conn = open();
+    let fixture = tracks_fixture();
+    let tracks = tracks(&fixture);
+    assert!(tracks.len() >= 3, "the fixture has several tracks");
+    let script = format!(
+        "{}\n;data.features = data.features.filter(f => f.properties.track_fid === FID); calculate(data)",
+        seed_script()
+    );
+    for (fid, points) in &tracks {
+        let native = cff_length(points);
+        let js = real(eval(&conn, &script.replace("FID", &fid.to_string()), fixture.as_str()).unwrap());
+        assert!(rel_diff(js, native) < 1e-5, "track {fid}: jsbox {js} vs native {native}");
+    }
+}
+
+#[test]
+fn results_map_to_sql_values() {
+    let conn = open();
+    let cases: Vec<(&str, Value)> = vec![
+        ("1+1", Value::Integer(2)),
+        ("2**53", Value::Integer(1 << 53)),
+        ("-(2**53)", Value::Integer(-(1 << 53))),
+        ("2**53 + 2", Value::Real(9007199254740994.0)),
+        ("1.5", Value::Real(1.5)),
+        ("-0", Value::Integer(0)),
+        ("1/0", Value::Real(f64::INFINITY)),
+        ("true", Value::Integer(1)),
+        ("false", Value::Integer(0)),
+        ("null", Value::Null),
+        ("undefined", Value::Null),
+        ("'héllo ☃'", Value::Text("héllo ☃".into())),
+        ("''", Value::Text(String::new())),
+        ("[1, 'a', null]", Value::Text("[1,\"a\",null]".into())),
+        ("({a: {b: [1.5]}})", Value::Text("{\"a\":{\"b\":[1.5]}}".into())),
+        ("({toJSON() { return undefined }})", Value::Null),
+        ("new Uint8Array([1, 2, 255])", Value::Blob(vec![1, 2, 255])),
+        ("new Uint16Array([1, 2]).subarray(1)", Value::Blob(vec![2, 0])),
+        ("new ArrayBuffer(2)", Value::Blob(vec![0, 0])),
+        ("new DataView(new Uint8Array([7, 8, 9]).buffer, 1)", Value::Blob(vec![8, 9])),
+        ("2n**62n", Value::Integer(1 << 62)),
+        ("-(2n**63n)", Value::Integer(i64::MIN)),
+        ("(async () => 42)()", Value::Integer(42)),
+        // A lone surrogate cannot be UTF-8: it becomes U+FFFD.
+        ("'a\\ud800b'", Value::Text("a\u{FFFD}b".into())),
+    ];
+    for (script, expected) in cases {
+        assert_eq!(eval1(&conn, script).unwrap(), expected, "js_eval({script:?})");
+    }
+    // NaN has no SQL counterpart; SQLite stores it as NULL.
+    assert_eq!(eval1(&conn, "0/0").unwrap(), Value::Null);
+}
+
+#[test]
+fn objects_come_back_as_json_that_sqlite_reads() {
+    let conn = open();
+    let got: i64 = conn
+        .query_row("SELECT json_extract(js_eval('({a: {b: [10, 20]}})'), '$.a.b[1]')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(got, 20);
+    let valid: i64 = conn.query_row("SELECT json_valid(js_eval('data', ?1))", [seed_fixture()], |r| r.get(0)).unwrap();
+    assert_eq!(valid, 1);
+}
+
+#[test]
+fn inputs_of_every_sql_type_become_data() {
+    let conn = open();
+    assert_eq!(eval(&conn, "data", Value::Null).unwrap(), Value::Null);
+    assert_eq!(eval(&conn, "typeof data", Value::Null).unwrap(), Value::Text("object".into()));
+    assert_eq!(eval(&conn, "data * 2", 21).unwrap(), Value::Integer(42));
+    assert_eq!(eval(&conn, "data * 2", 1.25).unwrap(), Value::Real(2.5));
+    // Beyond 2^53 an INTEGER arrives as a BigInt, so no precision is lost.
+    assert_eq!(eval(&conn, "typeof data", i64::MAX).unwrap(), Value::Text("bigint".into()));
+    assert_eq!(eval(&conn, "data", i64::MAX).unwrap(), Value::Integer(i64::MAX));
+    assert_eq!(eval(&conn, "data.a", "{\"a\": \"x\"}").unwrap(), Value::Text("x".into()));
+    assert_eq!(eval(&conn, "data", "\"just a string\"").unwrap(), Value::Text("just a string".into()));
+    assert_eq!(eval(&conn, "data", "3.5").unwrap(), Value::Real(3.5));
+    // A BLOB holding JSON text (what the shell's readfile() returns) is parsed like TEXT.
+    assert_eq!(eval(&conn, "data.length", b"[1,2,3]".to_vec()).unwrap(), Value::Integer(3));
+}
+
+#[test]
+fn null_and_empty_scripts() {
+    let conn = open();
+    assert_eq!(conn.query_row("SELECT js_eval(NULL)", [], |r| r.get::<_, Value>(0)).unwrap(), Value::Null);
+    assert_eq!(eval(&conn, "", "{}").unwrap(), Value::Null);
+    assert_eq!(eval1(&conn, "  // only a comment\n").unwrap(), Value::Null);
+}
+
+#[test]
+fn a_ten_megabyte_geojson_input() {
+    let conn = open();
+    let fixture: serde_json::Value = serde_json::from_str(&tracks_fixture()).unwrap();
+    let features = fixture["features"].as_array().unwrap();
+    let mut big = fixture.clone();
+    let copies = 10_000_000 / tracks_fixture().len() + 1;
+    big["features"] = serde_json::Value::Array((0..copies).flat_map(|_| features.iter().cloned()).collect());
+    let json = big.to_string();
+    assert!(json.len() > 10_000_000, "{} bytes", json.len());
+    let script = "data.features.reduce((n, f) => n + f.properties.track_seg_point_id, 0)";
+    let expected: i64 = copies as i64
+        * features.iter().map(|f| f["properties"]["track_seg_point_id"].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(eval(&conn, script, json.as_str()).unwrap(), Value::Integer(expected));
+}
+
+#[test]
+fn a_json_input_beyond_the_memory_limit_is_refused_clearly() {
+    let conn = open();
+    // ~10 MB of small arrays: more JS objects than 64 MiB holds.
+    let item = r#"{"id":1234567,"tags":["x","y","z"],"pos":[151.2,-33.8]}"#;
+    let json = format!("[{}]", vec![item; 10_000_000 / item.len()].join(","));
+    assert_eq!(eval_error(&conn, "data.length", json.as_str()), "js_eval: memory limit of 64 MiB exceeded");
+    assert_usable(&conn);
+}
+
+#[test]
+fn every_call_sees_a_fresh_world() {
+    let conn = open();
+    let (set, seen): (i64, String) = conn
+        .query_row("SELECT js_eval('globalThis.x = 1'), js_eval('typeof x')", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!((set, seen.as_str()), (1, "undefined"));
+    eval1(&conn, "Object.prototype.polluted = 'yes'; Array.prototype.map = null; 1").unwrap();
+    assert_eq!(eval1(&conn, "({}).polluted").unwrap(), Value::Null);
+    assert_eq!(eval1(&conn, "[1, 2].map(x => x * 2)").unwrap(), Value::Text("[2,4]".into()));
+}
+
+#[test]
+fn math_random_differs_between_calls() {
+    let conn = open();
+    let draws: Vec<f64> = (0..20).map(|_| real(eval1(&conn, "Math.random()").unwrap())).collect();
+    let mut unique = draws.clone();
+    unique.sort_by(f64::total_cmp);
+    unique.dedup();
+    assert_eq!(unique.len(), draws.len(), "Math.random repeated across calls: {draws:?}");
+    assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
+    let within = eval1(&conn, "new Set(Array.from({length: 100}, Math.random)).size").unwrap();
+    assert_eq!(within, Value::Integer(100));
+}
+
+#[test]
+fn the_sandbox_offers_no_host_access() {
+    let conn = open();
+    let absent = "[typeof std, typeof os, typeof require, typeof process, typeof fetch, \
+                  typeof WebAssembly, typeof XMLHttpRequest].join()";
+    let expected = vec!["undefined"; 7].join(",");
+    assert_eq!(eval1(&conn, absent).unwrap(), Value::Text(expected.clone()));
+    // The same through eval and the Function constructor.
+    assert_eq!(eval1(&conn, &format!("eval({absent:?})")).unwrap(), Value::Text(expected.clone()));
+    assert_eq!(eval1(&conn, &format!("new Function('return ' + {absent:?})()")).unwrap(), Value::Text(expected));
+    // Reading a file: there is no module loader and no file system.
+    let import = "(async () => { try { await import('/etc/passwd'); return 'read' } \
+                  catch (e) { return 'refused: ' + e.message } })()";
+    assert_eq!(
+        eval1(&conn, import).unwrap(),
+        Value::Text("refused: could not load module '/etc/passwd'".into())
+    );
+}
+
+#[test]
+fn the_clock_works() {
+    let conn = open();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64;
+    let js_ms = real(eval1(&conn, "Date.now()").unwrap());
+    assert!((js_ms - now_ms).abs() < 60_000.0, "Date.now() = {js_ms}, host {now_ms}");
+}
+
+#[test]
+fn version_and_debug() {
+    let conn = open();
+    let version: String = conn.query_row("SELECT js_version()", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    let debug: String = conn.query_row("SELECT js_debug()", [], |r| r.get(0)).unwrap();
+    let debug: serde_json::Value = serde_json::from_str(&debug).unwrap();
+    assert_eq!(debug["jsbox"], version.as_str());
+    assert_eq!(debug["wasmtime"], "48.0.8");
+    assert!(debug["quickjs"].as_str().unwrap().starts_with("0."), "{debug}");
+    assert_eq!(debug["memory_limit_mb"], 64);
+    assert_eq!(debug["time_limit_ms"], 1000);
+    assert_eq!(debug["sqlite"], rusqlite::version());
+}
+
+#[test]
+fn console_output_is_captured_not_printed() {
+    let conn = open();
+    assert_eq!(eval1(&conn, "console.log('hello', {a: 1}, 2); console.error('oops'); 7").unwrap(), Value::Integer(7));
+    let console: String = conn
+        .query_row("SELECT json_extract(js_debug(), '$.last_console')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(console, "hello {\"a\":1} 2\noops\n");
+    // Bounded: a flood keeps only the first few KiB.
+    eval1(&conn, "for (let i = 0; i < 100000; i++) console.log('x'.repeat(100)); 1").unwrap();
+    let console: String = conn
+        .query_row("SELECT json_extract(js_debug(), '$.last_console')", [], |r| r.get(0))
+        .unwrap();
+    assert!(console.len() <= 4100 && console.ends_with('…'), "{} bytes", console.len());
+}
+
+#[test]
+fn connections_share_nothing() {
+    let a = open();
+    let b = open();
+    eval1(&a, "globalThis.secret = 42").unwrap();
+    assert_eq!(eval1(&b, "typeof secret").unwrap(), Value::Text("undefined".into()));
+}
+
+#[test]
+fn threads_with_their_own_connections() {
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let conn = open();
+                for i in 0..200 {
+                    let got = eval(&conn, "data.t * 1000 + data.i", format!("{{\"t\":{t},\"i\":{i}}}")).unwrap();
+                    assert_eq!(got, Value::Integer(t * 1000 + i));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
