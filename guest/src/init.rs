@@ -9,11 +9,6 @@ use std::cell::{Cell, OnceCell};
 
 use rquickjs::{Context, Ctx, Function, Object, Runtime};
 
-/// Bytes of C stack QuickJS may use before it throws `RangeError: Maximum call stack size
-/// exceeded`. It must stay below the shadow stack the linker reserves (see `.cargo/config.toml`)
-/// so that deep recursion ends as a catchable JS error rather than a trap.
-const JS_STACK_BYTES: usize = 256 * 1024;
-
 struct Engine {
     /// Kept alive for the context's sake; never used directly after initialization.
     _runtime: Runtime,
@@ -29,8 +24,10 @@ thread_local! {
 /// Runs once, at build time, inside Wizer.
 #[export_name = "wizer-initialize"]
 pub extern "C" fn wizer_initialize() {
+    // No `set_max_stack_size`: QuickJS's stack check reads the C (shadow) stack pointer, which in
+    // wasm does not see the engine's native stack; deep recursion ends at wasmtime's stack limit
+    // instead (`Trap::StackOverflow`, reported by the host as a stack overflow).
     let runtime = Runtime::new().expect("QuickJS runtime");
-    runtime.set_max_stack_size(JS_STACK_BYTES);
     let context = Context::full(&runtime).expect("QuickJS context");
     context.with(|ctx| install_globals(&ctx)).expect("jsbox globals");
     ENGINE.with(|engine| {
@@ -58,10 +55,9 @@ pub fn reseed_random(seed: u64) {
 pub fn info_json() -> String {
     let quickjs = unsafe { std::ffi::CStr::from_ptr(rquickjs::qjs::JS_GetVersion()) };
     format!(
-        r#"{{"abi":{},"quickjs":"{}","stack_bytes":{}}}"#,
+        r#"{{"abi":{},"quickjs":"{}"}}"#,
         jsbox_abi::ABI_VERSION,
-        quickjs.to_string_lossy(),
-        JS_STACK_BYTES
+        quickjs.to_string_lossy()
     )
 }
 

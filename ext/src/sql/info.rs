@@ -49,7 +49,7 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
         "memory_limit_mb": limits.memory_mib,
         "time_limit_ms": limits.time_ms,
         "time_limit_resolution_ms": engine::TICK.as_millis() as u64,
-        "js_stack_bytes": guest["stack_bytes"],
+        "wasm_stack_bytes": crate::engine_config::MAX_WASM_STACK,
         "pool_slots": engine::POOL_SLOTS,
         "guest_precompiled_bytes": runtime.guest_bytes(),
         "json_input_parser": "quickjs",

@@ -1,0 +1,142 @@
+//! `make bench`: what a js_eval call costs, measured on this machine.
+//!
+//! - the seed post's workload (its script on its 260-point fixture) through the sandbox, with the
+//!   two JSON input paths of the guest ABI (QuickJS's parser vs serde_json transcoding);
+//! - the price of a fresh JS world (`js_eval('1')`);
+//! - whole `sqlite3` processes: `.load` + first call against bare sqlite3, and the seed workload
+//!   per call through SQL.
+//!
+//! Each figure is a median over interleaved rounds, printed with min and max and the machine's
+//! load; results also go to `target/bench/sandbox.json`. Ratios within one run are what to
+//! compare on a noisy 2-core machine, not absolute times.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jsbox::abi::Input;
+use jsbox::sandbox::{self, Limits};
+
+const ROUNDS: usize = 7;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Median, min and max of per-iteration times over `ROUNDS` rounds of `iters` iterations.
+#[derive(Clone, Copy)]
+struct Stat {
+    median: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+fn stat(mut samples: Vec<Duration>) -> Stat {
+    samples.sort();
+    Stat { median: samples[samples.len() / 2], min: samples[0], max: *samples.last().unwrap() }
+}
+
+/// Runs the workloads round-robin, so that machine noise spreads over all of them alike.
+fn interleaved(workloads: &mut [(&str, usize, Box<dyn FnMut()>)]) -> Vec<Stat> {
+    let mut samples = vec![Vec::new(); workloads.len()];
+    for (_, _, f) in workloads.iter_mut() {
+        f(); // warm-up
+    }
+    for _ in 0..ROUNDS {
+        for (i, (_, iters, f)) in workloads.iter_mut().enumerate() {
+            let started = Instant::now();
+            for _ in 0..*iters {
+                f();
+            }
+            samples[i].push(started.elapsed() / *iters as u32);
+        }
+    }
+    samples.into_iter().map(stat).collect()
+}
+
+fn eval_ok(script: &str, input: Input<'_>) {
+    sandbox::eval(Limits::default(), script.as_bytes(), input).expect("benchmark call failed");
+}
+
+fn sqlite3(args: &[&str]) -> impl FnMut() {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    move || {
+        let out = Command::new("/usr/bin/sqlite3").current_dir(repo()).args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn main() {
+    let seed_json = std::fs::read(repo().join("../shared/fixtures/seed_track_points.json")).unwrap();
+    let seed_script = std::fs::read_to_string(repo().join("sql/seed_cff.js")).unwrap();
+    let ext = std::env::var("JSBOX_EXT").unwrap_or_else(|_| repo().join("target/release/libjsbox").display().to_string());
+    let load = format!(".load {ext}");
+    let seed_path = repo().join("../shared/fixtures/seed_track_points.json").display().to_string();
+    const SQL_CALLS: usize = 100;
+    let sql_seed = format!(
+        "SELECT count(js_eval(readfile('sql/seed_cff.js'), j)) FROM generate_series(1, {SQL_CALLS}), \
+         (SELECT readfile('{seed_path}') AS j);"
+    );
+    let sql_empty = format!(
+        "SELECT count(*) FROM generate_series(1, {SQL_CALLS}), (SELECT readfile('{seed_path}') AS j);"
+    );
+    let load_before = loadavg();
+
+    let (s1, s2, s3, s4) = (seed_script.clone(), seed_script.clone(), seed_json.clone(), seed_json.clone());
+    let (j1, j2) = (seed_json.clone(), seed_json.clone());
+    let mut workloads: Vec<(&str, usize, Box<dyn FnMut()>)> = vec![
+        ("W1 seed script on seed fixture, JSON via QuickJS's parser", 50, Box::new(move || eval_ok(&s1, Input::Json(&s3)))),
+        ("W1 seed script on seed fixture, JSON via serde_json transcoding", 50, Box::new(move || eval_ok(&s2, Input::JsonSerde(&s4)))),
+        ("JSON input only (data.features.length), QuickJS's parser", 50, Box::new(move || eval_ok("data.features.length", Input::Json(&j1)))),
+        ("JSON input only (data.features.length), serde_json", 50, Box::new(move || eval_ok("data.features.length", Input::JsonSerde(&j2)))),
+        ("W6 js_eval('1'): a fresh JS world", 2000, Box::new(|| eval_ok("1", Input::Null))),
+        ("W5 bare sqlite3 process: SELECT 1+1", 10, Box::new(sqlite3(&[":memory:", "SELECT 1+1"]))),
+        ("W5 sqlite3 process: .load + js_eval('1+1')", 10, Box::new(sqlite3(&[":memory:", "-cmd", &load, "SELECT js_eval('1+1')"]))),
+        ("sqlite3 process: 100 x readfile, no js_eval", 3, Box::new(sqlite3(&[":memory:", "-cmd", &load, &sql_empty]))),
+        ("sqlite3 process: 100 x js_eval(seed script, seed fixture)", 3, Box::new(sqlite3(&[":memory:", "-cmd", &load, &sql_seed]))),
+    ];
+    let stats = interleaved(&mut workloads);
+    let load_after = loadavg();
+
+    println!("jsbox bench: {ROUNDS} interleaved rounds; load average before {load_before}, after {load_after}");
+    println!("{:<66} {:>11} {:>11} {:>11}", "workload", "median", "min", "max");
+    let mut rows = Vec::new();
+    for ((name, _, _), s) in workloads.iter().zip(&stats) {
+        println!("{name:<66} {:>11.1?} {:>11.1?} {:>11.1?}", s.median, s.min, s.max);
+        rows.push(serde_json::json!({"workload": name, "median_us": s.median.as_secs_f64() * 1e6,
+            "min_us": s.min.as_secs_f64() * 1e6, "max_us": s.max.as_secs_f64() * 1e6}));
+    }
+    let per_call_sql = (stats[8].median.saturating_sub(stats[7].median)) / SQL_CALLS as u32;
+    let startup = stats[6].median.saturating_sub(stats[5].median);
+    println!();
+    println!("W1 through SQL, per call (100-call process minus the same process without js_eval): {per_call_sql:.1?}");
+    println!("W5 .load + first call, over bare sqlite3: {startup:.1?}");
+    println!("W1 serde_json / QuickJS parser: {:.2}", ratio(stats[1].median, stats[0].median));
+    println!("JSON input only, serde_json / QuickJS parser: {:.2}", ratio(stats[3].median, stats[2].median));
+    let target = repo().join("target");
+    let sizes = [
+        ("guest .wasm", target.join("wasm32-wasip1/release/jsbox_guest.wasm")),
+        ("Wizer snapshot .wasm", target.join("jsbox/guest.wizer.wasm")),
+        ("precompiled .cwasm", target.join("jsbox/guest.cwasm")),
+        ("libjsbox.so", target.join("release/libjsbox.so")),
+    ];
+    for (name, path) in &sizes {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        println!("{name}: {len} bytes");
+    }
+    let out = target.join("bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let json = serde_json::json!({
+        "load_before": load_before, "load_after": load_after, "rounds": ROUNDS, "workloads": rows,
+        "w1_sql_per_call_us": per_call_sql.as_secs_f64() * 1e6, "w5_load_first_call_us": startup.as_secs_f64() * 1e6,
+    });
+    std::fs::write(out.join("sandbox.json"), serde_json::to_string_pretty(&json).unwrap()).unwrap();
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
