@@ -63,8 +63,9 @@ fn stack_overflow() {
 
 #[test]
 fn invalid_json_input() {
-    check("data", Value::Text("{bad".into()), "js_eval: invalid JSON input: Expected property name or '}' in JSON at position 1");
-    check("data", Value::Text("".into()), "js_eval: invalid JSON input: Unexpected end of JSON input");
+    check("data", Value::Text("{bad".into()), "js_eval: invalid JSON input: key must be a string at line 1 column 2");
+    check("data", Value::Text("".into()), "js_eval: invalid JSON input: EOF while parsing a value at line 1 column 0");
+    check("data", Value::Text("[1,\n 2,\n x]".into()), "js_eval: invalid JSON input: expected value at line 3 column 2");
     check("data", Value::Text("[1,]".into()), "js_eval: invalid JSON input:");
     check("data", Value::Text("{\"a\": 1} trailing".into()), "js_eval: invalid JSON input:");
 }

@@ -110,6 +110,12 @@ fn inputs_of_every_sql_type_become_data() {
     assert_eq!(eval(&conn, "data.a", "{\"a\": \"x\"}").unwrap(), Value::Text("x".into()));
     assert_eq!(eval(&conn, "data", "\"just a string\"").unwrap(), Value::Text("just a string".into()));
     assert_eq!(eval(&conn, "data", "3.5").unwrap(), Value::Real(3.5));
+    // The same values as JSON.parse gives, also where serde_json alone would refuse the text.
+    assert_eq!(eval(&conn, "data", "[1e400, -0, 1.5e-7, \"\\u00e9\"]").unwrap(), Value::Text("[null,0,1.5e-7,\"é\"]".into()));
+    assert_eq!(eval(&conn, "data === '\\ud800'", "\"\\ud800\"").unwrap(), Value::Integer(1));
+    // A "__proto__" key is an own property, never the object's prototype.
+    let proto = "Object.getPrototypeOf(data) === Object.prototype && data.__proto__.polluted";
+    assert_eq!(eval(&conn, proto, "{\"__proto__\": {\"polluted\": 7}}").unwrap(), Value::Integer(7));
     // A BLOB holding JSON text (what the shell's readfile() returns) is parsed like TEXT.
     assert_eq!(eval(&conn, "data.length", b"[1,2,3]".to_vec()).unwrap(), Value::Integer(3));
 }

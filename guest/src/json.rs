@@ -1,12 +1,12 @@
 //! JSON text → QuickJS values with serde_json, without an intermediate tree: the deserializer
-//! drives a visitor that allocates the JS objects directly. One of the two input paths
-//! ([`jsbox_abi::InputKind::JsonSerde`]); `docs/abi.md` records how it compares with QuickJS's own
-//! parser.
+//! drives a visitor that allocates the JS objects directly. This is `js_eval`'s JSON input path
+//! ([`jsbox_abi::InputKind::JsonSerde`]): measured ~25 % faster than QuickJS's own `JSON.parse`
+//! on the seed fixture (`docs/abi.md`, `make bench`).
 
 use std::fmt;
 
 use jsbox_abi::ErrorKind;
-use rquickjs::{Array, Ctx, Object, Value};
+use rquickjs::{qjs, Array, Ctx, Object, Value};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::error::GuestError;
@@ -15,11 +15,25 @@ use crate::values::integer_to_js;
 /// Parses `input` as JSON into a JS value.
 pub fn transcode<'js>(ctx: &Ctx<'js>, input: &[u8]) -> Result<Value<'js>, GuestError> {
     let mut deserializer = serde_json::Deserializer::from_slice(input);
-    let value = JsSeed(ctx)
+    // Nesting is bounded by the sandbox's stack instead (a trap the host reports as a stack
+    // overflow), as it is for QuickJS's own parser.
+    deserializer.disable_recursion_limit();
+    JS_FAILED.set(false);
+    JsSeed(ctx)
         .deserialize(&mut deserializer)
         .and_then(|value| deserializer.end().map(|()| value))
-        .map_err(|e| GuestError::new(ErrorKind::InvalidInput, e.to_string()))?;
-    Ok(value)
+        .map_err(|e| {
+            if JS_FAILED.get() {
+                GuestError::new(ErrorKind::OutOfMemory, "out of memory")
+            } else {
+                GuestError::new(ErrorKind::InvalidInput, e.to_string())
+            }
+        })
+}
+
+thread_local! {
+    /// Set when building a JS value failed (QuickJS out of memory), as opposed to bad JSON.
+    static JS_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 struct JsSeed<'a, 'js>(&'a Ctx<'js>);
@@ -34,6 +48,7 @@ impl<'de, 'js> DeserializeSeed<'de> for JsSeed<'_, 'js> {
 
 /// Maps an rquickjs failure (allocation, pending exception) into the deserializer's error type.
 fn js_failure<E: serde::de::Error>(_: rquickjs::Error) -> E {
+    JS_FAILED.set(true);
     E::custom("out of memory while building the input value")
 }
 
@@ -83,10 +98,63 @@ impl<'de, 'js> Visitor<'de> for JsSeed<'_, 'js> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let object = Object::new(self.0.clone()).map_err(js_failure)?;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             let value = map.next_value_seed(JsSeed(self.0))?;
-            object.set(&*key, value).map_err(js_failure)?;
+            define(self.0, &object, &key, value).map_err(js_failure)?;
         }
         Ok(object.into_value())
+    }
+}
+
+/// Defines `object[key] = value` as an own data property, as `JSON.parse` does: a `"__proto__"`
+/// key becomes a property, never the object's prototype.
+fn define<'js>(ctx: &Ctx<'js>, object: &Object<'js>, key: &str, value: Value<'js>) -> rquickjs::Result<()> {
+    let ctx_ptr = ctx.as_raw().as_ptr();
+    // SAFETY: `ctx_ptr` is this live context; the atom is freed below; `JS_DefinePropertyValue`
+    // takes ownership of one reference to the value, which `JS_DupValue` creates (the `Value`
+    // drops its own).
+    let status = unsafe {
+        let atom = qjs::JS_NewAtomLen(ctx_ptr, key.as_ptr().cast(), key.len() as _);
+        let status = qjs::JS_DefinePropertyValue(
+            ctx_ptr,
+            object.as_value().as_raw(),
+            atom,
+            qjs::JS_DupValue(ctx_ptr, value.as_raw()),
+            qjs::JS_PROP_C_W_E as _,
+        );
+        qjs::JS_FreeAtom(ctx_ptr, atom);
+        status
+    };
+    if status < 0 {
+        Err(rquickjs::Error::Exception)
+    } else {
+        Ok(())
+    }
+}
+
+/// Object keys, borrowed from the input when they hold no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(KeySeed)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(s))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(s.to_owned()))
     }
 }

@@ -25,7 +25,13 @@ pub fn input_to_js<'js>(
     match kind {
         InputKind::Null => Ok(Value::new_null(ctx.clone())),
         InputKind::Json => parse_json_natively(ctx, input),
-        InputKind::JsonSerde => json::transcode(ctx, input),
+        // serde_json refuses a few texts JSON.parse accepts (numbers beyond f64's range, lone
+        // surrogates in escapes): on a syntax error, QuickJS's parser decides, and serde_json's
+        // message (with line and column) is kept if it refuses too.
+        InputKind::JsonSerde => json::transcode(ctx, input).or_else(|error| match error.kind {
+            ErrorKind::InvalidInput => parse_json_natively(ctx, input).map_err(|_| error),
+            _ => Err(error),
+        }),
         InputKind::Real => Ok(Value::new_number(ctx.clone(), f64::from_le_bytes(number(input)?))),
         InputKind::Integer => integer_to_js(ctx, i64::from_le_bytes(number(input)?)),
     }

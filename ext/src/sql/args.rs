@@ -40,11 +40,13 @@ pub fn script<'a>(ctx: &'a Context<'_>, idx: usize) -> Result<Option<&'a [u8]>, 
 }
 
 /// A JSON input argument: TEXT or BLOB holding JSON, a number, or NULL (`data` is null).
+/// JSON goes through the guest's serde_json transcoder, the faster of its two JSON paths
+/// (`docs/abi.md`).
 pub fn json_input<'a>(ctx: &'a Context<'_>, idx: usize) -> Result<Input<'a>, CallError> {
     Ok(match ctx.get_raw(idx) {
         ValueRef::Null => Input::Null,
         ValueRef::Integer(i) => Input::Integer(i),
         ValueRef::Real(f) => Input::Real(f),
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Input::Json(utf8(bytes, "the JSON input")?),
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Input::JsonSerde(utf8(bytes, "the JSON input")?),
     })
 }

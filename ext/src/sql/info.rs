@@ -52,7 +52,7 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
         "wasm_stack_bytes": crate::engine_config::MAX_WASM_STACK,
         "pool_slots": engine::POOL_SLOTS,
         "guest_precompiled_bytes": runtime.guest_bytes(),
-        "json_input_parser": "quickjs",
+        "json_input_parser": "serde_json",
         "last_console": last_console,
     });
     Ok(debug.to_string())
