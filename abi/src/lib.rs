@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 /// Version of the host–guest protocol; the host refuses a guest that reports another one.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// What the input bytes of a request hold, i.e. what the script sees as `data`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +168,170 @@ fn encode_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// The kinds of stored plugins, and the functions each must define.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum PluginKind {
+    /// `main(...args)`.
+    Scalar = 0,
+    /// `init()`, `step(state, ...args)`, `final(state)`.
+    Aggregate = 1,
+    /// As aggregate, plus `inverse(state, ...args)`; `value(state)` is optional.
+    Window = 2,
+}
+
+impl PluginKind {
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            0 => Self::Scalar,
+            1 => Self::Aggregate,
+            2 => Self::Window,
+            _ => return None,
+        })
+    }
+
+    /// The name used in the `js_plugins.kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scalar => "scalar",
+            Self::Aggregate => "aggregate",
+            Self::Window => "window",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Scalar, Self::Aggregate, Self::Window].into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The JavaScript functions a plugin of this kind must define.
+    pub fn required_functions(self) -> &'static [&'static str] {
+        match self {
+            Self::Scalar => &["main"],
+            Self::Aggregate => &["init", "step", "final"],
+            Self::Window => &["init", "step", "final", "inverse"],
+        }
+    }
+}
+
+/// What `jsbox_plugin_call` does with the loaded plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum PluginOp {
+    /// `main(...args)` for one row; responds with the result.
+    Main = 0,
+    /// `state = init()`; responds NULL.
+    Init = 1,
+    /// `state = step(state, ...args)` for each row; responds NULL.
+    Step = 2,
+    /// `state = inverse(state, ...args)` for each row; responds NULL.
+    Inverse = 3,
+    /// `final(state)`; responds with the result.
+    Final = 4,
+    /// `value(state)` if defined, else `final(state)`; responds with the result.
+    Value = 5,
+}
+
+impl PluginOp {
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            0 => Self::Main,
+            1 => Self::Init,
+            2 => Self::Step,
+            3 => Self::Inverse,
+            4 => Self::Final,
+            5 => Self::Value,
+            _ => return None,
+        })
+    }
+}
+
+/// One SQL argument of a plugin call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arg<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    /// TEXT that is not a JSON object or array: a JS string.
+    Text(&'a str),
+    Blob(&'a [u8]),
+    /// TEXT that looks like a JSON object or array (first non-blank byte `{` or `[`): the guest
+    /// parses it, and passes it as a string if it is not valid JSON.
+    Json(&'a str),
+}
+
+mod arg_tag {
+    pub const NULL: u8 = 0;
+    pub const INTEGER: u8 = 1;
+    pub const REAL: u8 = 2;
+    pub const TEXT: u8 = 3;
+    pub const BLOB: u8 = 4;
+    pub const JSON: u8 = 5;
+}
+
+impl<'a> Arg<'a> {
+    /// Classifies TEXT: JSON objects and arrays arrive parsed, anything else as a string.
+    pub fn from_text(text: &'a str) -> Self {
+        match text.trim_start().as_bytes().first() {
+            Some(b'{' | b'[') => Arg::Json(text),
+            _ => Arg::Text(text),
+        }
+    }
+
+    /// Appends the encoded argument to `out`: a tag byte, then a little-endian number, or a
+    /// `u32` length and the bytes.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut bytes = |tag: u8, bytes: &[u8]| {
+            out.push(tag);
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+        };
+        match *self {
+            Arg::Null => out.push(arg_tag::NULL),
+            Arg::Integer(i) => {
+                out.push(arg_tag::INTEGER);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            Arg::Real(f) => {
+                out.push(arg_tag::REAL);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            Arg::Text(s) => bytes(arg_tag::TEXT, s.as_bytes()),
+            Arg::Blob(b) => bytes(arg_tag::BLOB, b),
+            Arg::Json(s) => bytes(arg_tag::JSON, s.as_bytes()),
+        }
+    }
+
+    /// Decodes one argument from the front of `bytes`, returning it and the rest.
+    pub fn decode(bytes: &'a [u8]) -> Result<(Self, &'a [u8]), DecodeError> {
+        let (&tag, rest) = bytes.split_first().ok_or(DecodeError("missing argument"))?;
+        let take = |rest: &'a [u8], n: usize| {
+            if rest.len() < n {
+                Err(DecodeError("truncated argument"))
+            } else {
+                Ok(rest.split_at(n))
+            }
+        };
+        let eight = |rest: &'a [u8]| -> Result<([u8; 8], &'a [u8]), DecodeError> {
+            let (head, rest) = take(rest, 8)?;
+            Ok((head.try_into().expect("8 bytes"), rest))
+        };
+        let sized = |rest: &'a [u8]| -> Result<(&'a [u8], &'a [u8]), DecodeError> {
+            let (len, rest) = take(rest, 4)?;
+            take(rest, u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize)
+        };
+        let text = |b: &'a [u8]| std::str::from_utf8(b).map_err(|_| DecodeError("text is not UTF-8"));
+        Ok(match tag {
+            arg_tag::NULL => (Arg::Null, rest),
+            arg_tag::INTEGER => eight(rest).map(|(b, r)| (Arg::Integer(i64::from_le_bytes(b)), r))?,
+            arg_tag::REAL => eight(rest).map(|(b, r)| (Arg::Real(f64::from_le_bytes(b)), r))?,
+            arg_tag::TEXT => sized(rest).and_then(|(b, r)| Ok((Arg::Text(text(b)?), r)))?,
+            arg_tag::BLOB => sized(rest).map(|(b, r)| (Arg::Blob(b), r))?,
+            arg_tag::JSON => sized(rest).and_then(|(b, r)| Ok((Arg::Json(text(b)?), r)))?,
+            _ => return Err(DecodeError("unknown argument tag")),
+        })
+    }
+}
+
 /// Packs a guest buffer's address and length into the `i64` that ABI functions return.
 pub fn pack_ptr_len(ptr: u32, len: u32) -> u64 {
     ((ptr as u64) << 32) | len as u64
@@ -209,6 +373,37 @@ mod tests {
         assert_eq!(Response::decode(&[tag::TEXT, 0xff]), Err(DecodeError("text is not UTF-8")));
         assert_eq!(Response::decode(&[0x42]), Err(DecodeError("unknown tag")));
         assert_eq!(Response::decode(&[tag::ERROR, 99]), Err(DecodeError("unknown error kind")));
+    }
+
+    #[test]
+    fn arguments_round_trip_in_sequence() {
+        let args = [
+            Arg::Null,
+            Arg::Integer(-7),
+            Arg::Real(2.5),
+            Arg::from_text("plain"),
+            Arg::from_text("  {\"a\": 1}"),
+            Arg::Blob(&[1, 2]),
+        ];
+        assert_eq!(args[3], Arg::Text("plain"));
+        assert_eq!(args[4], Arg::Json("  {\"a\": 1}"));
+        let mut bytes = Vec::new();
+        args.iter().for_each(|a| a.encode_into(&mut bytes));
+        let mut rest = &bytes[..];
+        for expected in args {
+            let (arg, next) = Arg::decode(rest).unwrap();
+            assert_eq!(arg, expected);
+            rest = next;
+        }
+        assert!(rest.is_empty());
+        assert_eq!(Arg::decode(&[arg_tag::TEXT, 9, 0, 0, 0, b'x']), Err(DecodeError("truncated argument")));
+    }
+
+    #[test]
+    fn plugin_kinds_name_their_functions() {
+        assert_eq!(PluginKind::parse("window"), Some(PluginKind::Window));
+        assert_eq!(PluginKind::parse("table"), None);
+        assert_eq!(PluginKind::Aggregate.required_functions(), ["init", "step", "final"]);
     }
 
     #[test]

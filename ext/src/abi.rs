@@ -2,7 +2,7 @@
 //! how a request is written into a guest instance and its response read back. The byte encoding
 //! itself lives in the shared `jsbox-abi` crate.
 
-use jsbox_abi::{unpack_ptr_len, InputKind};
+use jsbox_abi::{unpack_ptr_len, InputKind, PluginKind, PluginOp};
 use wasmtime::{Extern, Instance, Memory, Module, ModuleExport, Store, TypedFunc};
 
 use crate::error::CallError;
@@ -14,6 +14,9 @@ pub struct GuestExports {
     eval: ModuleExport,
     console: ModuleExport,
     info: ModuleExport,
+    plugin_compile: ModuleExport,
+    plugin_load: ModuleExport,
+    plugin_call: ModuleExport,
 }
 
 impl GuestExports {
@@ -29,6 +32,9 @@ impl GuestExports {
             eval: export("jsbox_eval")?,
             console: export("jsbox_console")?,
             info: export("jsbox_info")?,
+            plugin_compile: export("jsbox_plugin_compile")?,
+            plugin_load: export("jsbox_plugin_load")?,
+            plugin_call: export("jsbox_plugin_call")?,
         })
     }
 }
@@ -81,6 +87,9 @@ pub struct Guest {
     eval: TypedFunc<(u32, u32, u32, u64), u64>,
     console: TypedFunc<(), u64>,
     info: TypedFunc<(), u64>,
+    plugin_compile: TypedFunc<(u32, u32), u64>,
+    plugin_load: TypedFunc<(u32, u32, u64), u64>,
+    plugin_call: TypedFunc<(u32, u32, u32, u32), u64>,
 }
 
 /// A guest call failed before a response existed: a trap (limit, fault) or a protocol error.
@@ -104,13 +113,32 @@ impl Guest {
         let eval = func(get(&exports.eval)?)?;
         let console = func(get(&exports.console)?)?;
         let info = func(get(&exports.info)?)?;
+        let plugin_compile = func(get(&exports.plugin_compile)?)?;
+        let plugin_load = func(get(&exports.plugin_load)?)?;
+        let plugin_call = func(get(&exports.plugin_call)?)?;
         Ok(Guest {
             memory,
             alloc: alloc.typed(&*store)?,
             eval: eval.typed(&*store)?,
             console: console.typed(&*store)?,
             info: info.typed(&*store)?,
+            plugin_compile: plugin_compile.typed(&*store)?,
+            plugin_load: plugin_load.typed(&*store)?,
+            plugin_call: plugin_call.typed(&*store)?,
         })
+    }
+
+    /// Allocates the request buffer and lets `write` fill its `len` bytes.
+    fn write_request<T>(&self, store: &mut Store<T>, len: usize, write: impl FnOnce(&mut [u8])) -> GuestResult<u32> {
+        let len32 = u32::try_from(len).map_err(|_| wasmtime::Error::msg("request over 4 GiB"))?;
+        let at = self.alloc.call(&mut *store, len32)? as usize;
+        let buf = self
+            .memory
+            .data_mut(&mut *store)
+            .get_mut(at..at + len)
+            .ok_or_else(|| wasmtime::Error::msg("guest request buffer out of bounds"))?;
+        write(buf);
+        Ok(len32)
     }
 
     /// Runs `script` with `input` and hands the encoded response to `read` while the bytes are
@@ -123,21 +151,57 @@ impl Guest {
         seed: u64,
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
-        let total = script.len() + input.len();
-        let total32 = u32::try_from(total).map_err(|_| wasmtime::Error::msg("request over 4 GiB"))?;
-        let at = self.alloc.call(&mut *store, total32)? as usize;
-        let request = self
-            .memory
-            .data_mut(&mut *store)
-            .get_mut(at..at + total)
-            .ok_or_else(|| wasmtime::Error::msg("guest request buffer out of bounds"))?;
-        let (script_buf, input_buf) = request.split_at_mut(script.len());
-        script_buf.copy_from_slice(script);
-        input.write_to(input_buf);
+        self.write_request(store, script.len() + input.len(), |request| {
+            let (script_buf, input_buf) = request.split_at_mut(script.len());
+            script_buf.copy_from_slice(script);
+            input.write_to(input_buf);
+        })?;
         let packed = self.eval.call(
             &mut *store,
             (script.len() as u32, input.kind() as u32, input.len() as u32, seed),
         )?;
+        Ok(read(self.read(store, packed)?))
+    }
+
+    /// Compiles a plugin's source; hands the encoded response (bytecode or error) to `read`.
+    pub fn plugin_compile<T, R>(
+        &self,
+        store: &mut Store<T>,
+        source: &[u8],
+        kind: PluginKind,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> GuestResult<R> {
+        let len = self.write_request(store, source.len(), |buf| buf.copy_from_slice(source))?;
+        let packed = self.plugin_compile.call(&mut *store, (len, kind as u32))?;
+        Ok(read(self.read(store, packed)?))
+    }
+
+    /// Loads plugin bytecode into this instance.
+    pub fn plugin_load<T, R>(
+        &self,
+        store: &mut Store<T>,
+        bytecode: &[u8],
+        kind: PluginKind,
+        seed: u64,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> GuestResult<R> {
+        let len = self.write_request(store, bytecode.len(), |buf| buf.copy_from_slice(bytecode))?;
+        let packed = self.plugin_load.call(&mut *store, (len, kind as u32, seed))?;
+        Ok(read(self.read(store, packed)?))
+    }
+
+    /// Calls the loaded plugin over `rows` rows of `nargs` encoded arguments.
+    pub fn plugin_call<T, R>(
+        &self,
+        store: &mut Store<T>,
+        op: PluginOp,
+        rows: u32,
+        nargs: u32,
+        args: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> GuestResult<R> {
+        let len = self.write_request(store, args.len(), |buf| buf.copy_from_slice(args))?;
+        let packed = self.plugin_call.call(&mut *store, (op as u32, rows, nargs, len))?;
         Ok(read(self.read(store, packed)?))
     }
 

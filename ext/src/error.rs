@@ -27,6 +27,9 @@ pub enum CallError {
     /// The script is unusable as given (e.g. it holds a NUL character).
     #[error("{0}")]
     Script(String),
+    /// A stored plugin is missing, misdeclared or unusable as asked.
+    #[error("{0}")]
+    Plugin(String),
     /// Every sandbox slot of the process is in use.
     #[error("too many sandboxes in use at once ({0}); try again when other statements finish")]
     PoolExhausted(u32),
@@ -41,7 +44,8 @@ pub enum CallError {
 /// A [`CallError`] attributed to the SQL function that reports it.
 #[derive(Debug)]
 pub struct FunctionError {
-    pub function: &'static str,
+    /// The SQL function (or plugin) that reports the error.
+    pub function: String,
     pub error: CallError,
 }
 
@@ -55,8 +59,8 @@ impl std::error::Error for FunctionError {}
 
 impl CallError {
     /// The rusqlite error that makes SQLite report this error for `function`.
-    pub fn in_function(self, function: &'static str) -> rusqlite::Error {
-        rusqlite::Error::UserFunctionError(Box::new(FunctionError { function, error: self }))
+    pub fn in_function(self, function: &str) -> rusqlite::Error {
+        rusqlite::Error::UserFunctionError(Box::new(FunctionError { function: function.to_owned(), error: self }))
     }
 }
 

@@ -7,13 +7,14 @@
 //!
 //! Module map: [`engine`] (process-wide engine, module, epoch ticker) · [`engine_config`] (the
 //! one wasmtime configuration) · [`sandbox`] (one call in a fresh instance, limits, errors) ·
-//! [`abi`] (host side of the guest ABI) · [`wasi`] (the capability-free WASI imports) ·
+//! [`plugin`] (stored plugins: compile, worlds, rows into the sandbox) · [`abi`] (host side of the guest ABI) · [`wasi`] (the capability-free WASI imports) ·
 //! [`sql`] (the SQL surface) · [`error`] (the error type).
 
 pub mod abi;
 pub mod engine;
 pub mod engine_config;
 pub mod error;
+pub mod plugin;
 pub mod sandbox;
 pub mod sql;
 pub mod wasi;

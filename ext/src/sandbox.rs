@@ -7,8 +7,8 @@ use jsbox_abi::{ErrorKind, Response};
 use rusqlite::types::Value as SqlValue;
 use wasmtime::{PoolConcurrencyLimitError, ResourceLimiter, Store, Trap};
 
-use crate::abi::{Guest, Input};
-use crate::engine::{self, Runtime, Ticker};
+use crate::abi::{Guest, GuestResult, Input};
+use crate::engine::{self, Ticker};
 use crate::error::CallError;
 
 /// Resource limits of one call.
@@ -57,57 +57,59 @@ pub struct Outcome {
 /// Evaluates `script` with `data` bound to `input` in a fresh sandbox.
 pub fn eval(limits: Limits, script: &[u8], input: Input<'_>) -> Result<Outcome, CallError> {
     let runtime = engine::runtime()?;
-    let Call { mut store, guest, _ticking } = Call::start(runtime, limits)?;
+    let mut instance = Instance::new(limits)?;
     let seed = runtime.next_seed();
-    let value = guest
-        .eval(&mut store, script, input, seed, |bytes| response_to_value(bytes, limits))
-        .map_err(|e| failure(e, store.data(), limits))??;
-    let console = match guest.console(&mut store) {
-        Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        Err(e) => return Err(failure(e, store.data(), limits)),
-    };
+    let value = instance.run(|guest, store| guest.eval(store, script, input, seed, |bytes| response_to_value(bytes, limits)))??;
+    let console = instance.run(|guest, store| guest.console(store).map(|b| String::from_utf8_lossy(b).into_owned()))?;
     Ok(Outcome { value, console })
 }
 
 /// The guest's self-description (JSON), from a throwaway instance.
 pub fn guest_info() -> Result<String, CallError> {
-    let runtime = engine::runtime()?;
-    let limits = Limits::default();
-    let Call { mut store, guest, _ticking } = Call::start(runtime, limits)?;
-    match guest.info(&mut store) {
-        Ok(bytes) => Ok(String::from_utf8_lossy(bytes).into_owned()),
-        Err(e) => Err(failure(e, store.data(), limits)),
-    }
+    Instance::new(Limits::default())?.run(|guest, store| guest.info(store).map(|b| String::from_utf8_lossy(b).into_owned()))
 }
 
-/// A live instance with its store, for the duration of one call.
-struct Call<'r> {
+/// A live sandbox: an instance of the guest with its store. It lives for one `js_eval` call, one
+/// aggregate group, or one connection's scalar plugin; limits apply to each call into it.
+pub struct Instance {
     store: Store<HostState>,
     guest: Guest,
-    /// Keeps the epoch ticking until the call is over.
-    _ticking: engine::TickerGuard<'r>,
+    limits: Limits,
 }
 
-impl<'r> Call<'r> {
-    fn start(runtime: &'r Runtime, limits: Limits) -> Result<Self, CallError> {
+impl Instance {
+    /// A fresh instance of the pre-initialized snapshot.
+    pub fn new(limits: Limits) -> Result<Self, CallError> {
+        let runtime = engine::runtime()?;
         let state = HostState {
             memory_limit_bytes: usize::try_from(limits.memory_mib << 20).unwrap_or(usize::MAX),
             memory_refused: false,
         };
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|state| state);
-        store.set_epoch_deadline(Ticker::ticks_for(limits.time_ms));
         store.epoch_deadline_trap();
-        let ticking = runtime.ticker.enter();
+        store.set_epoch_deadline(Ticker::ticks_for(limits.time_ms));
+        let _ticking = runtime.ticker.enter();
         let instance = match runtime.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) => return Err(failure(e, store.data(), limits)),
         };
-        let guest = match Guest::bind(&mut store, &instance, &runtime.exports) {
-            Ok(guest) => guest,
-            Err(e) => return Err(failure(e, store.data(), limits)),
-        };
-        Ok(Call { store, guest, _ticking: ticking })
+        match Guest::bind(&mut store, &instance, &runtime.exports) {
+            Ok(guest) => Ok(Instance { store, guest, limits }),
+            Err(e) => Err(failure(e, store.data(), limits)),
+        }
+    }
+
+    /// Runs `f` against the guest with a fresh time limit, mapping traps to limit errors.
+    pub fn run<R>(&mut self, f: impl FnOnce(&Guest, &mut Store<HostState>) -> GuestResult<R>) -> Result<R, CallError> {
+        let runtime = engine::runtime()?;
+        self.store.set_epoch_deadline(Ticker::ticks_for(self.limits.time_ms));
+        let _ticking = runtime.ticker.enter();
+        f(&self.guest, &mut self.store).map_err(|e| failure(e, self.store.data(), self.limits))
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 }
 
@@ -134,7 +136,8 @@ fn failure(error: wasmtime::Error, state: &HostState, limits: Limits) -> CallErr
     }
 }
 
-fn response_to_value(bytes: &[u8], limits: Limits) -> Result<SqlValue, CallError> {
+/// Decodes a guest response into a SQL value, or the error it reports.
+pub fn response_to_value(bytes: &[u8], limits: Limits) -> Result<SqlValue, CallError> {
     let response = Response::decode(bytes).map_err(|e| CallError::Internal(e.to_string()))?;
     Ok(match response {
         Response::Null => SqlValue::Null,

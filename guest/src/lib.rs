@@ -4,12 +4,15 @@
 //! time by Wizer (see [`init`]), and exposes the small ABI below to the host. Every call happens in
 //! a fresh instance of the pre-initialized snapshot, so nothing a script does outlives its call.
 //!
-//! # ABI (version 1, mirrored by `ext/src/abi.rs`; documented in `docs/abi.md`)
+//! # ABI (version 2, mirrored by `ext/src/abi.rs`; documented in `docs/abi.md`)
 //!
 //! | export | signature | meaning |
 //! |---|---|---|
 //! | `jsbox_alloc` | `(len: i32) -> i32` | pointer to a request buffer of `len` bytes |
 //! | `jsbox_eval` | `(script_len: i32, input_kind: i32, input_len: i32, seed: i64) -> i64` | evaluate the request, return the response as `ptr << 32 \| len` |
+//! | `jsbox_plugin_compile` | `(len: i32, kind: i32) -> i64` | compile a plugin's source; respond with its bytecode |
+//! | `jsbox_plugin_load` | `(len: i32, kind: i32, seed: i64) -> i64` | load plugin bytecode into this instance |
+//! | `jsbox_plugin_call` | `(op: i32, rows: i32, nargs: i32, len: i32) -> i64` | call the loaded plugin over encoded rows |
 //! | `jsbox_console` | `() -> i64` | the console output captured during the last call, `ptr << 32 \| len` |
 //! | `jsbox_info` | `() -> i64` | a JSON object describing the guest (QuickJS version, ABI version) |
 //!
@@ -21,6 +24,7 @@ mod console;
 mod error;
 mod init;
 mod json;
+mod plugin;
 mod values;
 
 use std::cell::RefCell;
@@ -28,7 +32,7 @@ use std::cell::RefCell;
 use rquickjs::{context::EvalOptions, Ctx, Value};
 
 use error::GuestError;
-use jsbox_abi::{self as abi, ErrorKind, InputKind, Response};
+use jsbox_abi::{self as abi, ErrorKind, InputKind, PluginKind, PluginOp, Response};
 
 thread_local! {
     /// Bytes the host writes the request into; reused across calls of one instance.
@@ -55,15 +59,63 @@ pub extern "C" fn jsbox_alloc(len: u32) -> *mut u8 {
 #[no_mangle]
 pub extern "C" fn jsbox_eval(script_len: u32, input_kind: u32, input_len: u32, seed: u64) -> u64 {
     init::reseed_random(seed);
+    respond(|ctx, request, out| {
+        let (script, input) = request.split_at(script_len as usize);
+        eval(ctx, script, input_kind, &input[..input_len as usize], out)
+    })
+}
+
+/// Compiles the plugin source in the request buffer (`len` bytes), runs it and checks that it
+/// defines the functions of `kind`; responds with its QuickJS bytecode as a BLOB.
+#[no_mangle]
+pub extern "C" fn jsbox_plugin_compile(len: u32, kind: u32) -> u64 {
+    respond(|ctx, request, out| {
+        let source = &request[..len as usize];
+        if source.contains(&0) {
+            return Err(GuestError::new(ErrorKind::Script, "plugin source contains a NUL character"));
+        }
+        let mut bytecode = Vec::new();
+        plugin::compile(ctx, source, plugin_kind(kind)?, &mut bytecode)?;
+        Response::Blob(&bytecode).encode_into(out);
+        Ok(())
+    })
+}
+
+/// Loads plugin bytecode (from `jsbox_plugin_compile`) from the request buffer into this
+/// instance; `seed` seeds `Math.random` for the instance's lifetime.
+#[no_mangle]
+pub extern "C" fn jsbox_plugin_load(len: u32, kind: u32, seed: u64) -> u64 {
+    init::reseed_random(seed);
+    respond(|ctx, request, out| {
+        plugin::load(ctx, &request[..len as usize], plugin_kind(kind)?)?;
+        Response::Null.encode_into(out);
+        Ok(())
+    })
+}
+
+/// Calls the loaded plugin: `op` over `rows` rows of `nargs` encoded arguments (`len` bytes in
+/// the request buffer).
+#[no_mangle]
+pub extern "C" fn jsbox_plugin_call(op: u32, rows: u32, nargs: u32, len: u32) -> u64 {
+    respond(|ctx, request, out| {
+        let op = PluginOp::from_raw(op)
+            .ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown plugin op {op}")))?;
+        plugin::call(ctx, op, rows, nargs, &request[..len as usize], out)
+    })
+}
+
+fn plugin_kind(raw: u32) -> Result<PluginKind, GuestError> {
+    PluginKind::from_raw(raw).ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown plugin kind {raw}")))
+}
+
+/// Runs `f` on the request buffer with the context, and publishes what it wrote (or its error)
+/// as the response: `ptr << 32 | len`.
+fn respond(f: impl FnOnce(&Ctx<'_>, &[u8], &mut Vec<u8>) -> Result<(), GuestError>) -> u64 {
     console::clear();
     REQUEST.with_borrow(|request| {
         RESPONSE.with_borrow_mut(|out| {
             out.clear();
-            let script_len = script_len as usize;
-            let script = &request[..script_len];
-            let input = &request[script_len..script_len + input_len as usize];
-            let outcome = init::with_context(|ctx| eval(&ctx, script, input_kind, input, out));
-            if let Err(error) = outcome {
+            if let Err(error) = init::with_context(|ctx| f(&ctx, request, out)) {
                 out.clear();
                 Response::Error(error.kind, &error.message).encode_into(out);
             }
@@ -123,7 +175,7 @@ fn eval<'js>(
 
 /// Runs the job queue (promise reactions) to completion, and replaces a promise by its outcome:
 /// `(async () => 42)()` returns 42, a rejected promise is an error.
-fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Value<'js>, GuestError> {
+pub(crate) fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Value<'js>, GuestError> {
     while ctx.execute_pending_job() {}
     let Some(promise) = value.as_promise() else { return Ok(value) };
     match promise.result::<Value>() {

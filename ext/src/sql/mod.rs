@@ -4,11 +4,14 @@
 //! |---|---|
 //! | `js_eval(script)`, `js_eval(script, json)` | [`eval`] |
 //! | `js_version()`, `js_debug()` | [`info`] |
+//! | `js_plugins_init()`, `js_plugins_reload()`, `js_call(name, ...)`, `js_agg(name, ...)`, one function per stored plugin | [`plugins`] |
 
 mod args;
 mod eval;
 mod info;
+pub mod plugins;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -17,11 +20,15 @@ use crate::sandbox::Limits;
 
 /// State of one connection, shared by its functions and dropped when the connection closes
 /// (SQLite destroys the functions, which own the last references).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Session {
     pub limits: Mutex<Limits>,
     /// Console output of the connection's last call, shown by `js_debug()`.
     pub last_console: Mutex<String>,
+    /// The connection's stored plugins.
+    plugins: Mutex<plugins::Registry>,
+    /// Bumped whenever this connection changes `js_plugins` (temporary triggers).
+    plugin_changes: AtomicU64,
 }
 
 impl Session {
@@ -39,5 +46,6 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
     let session = Arc::new(Session::default());
     eval::register(db, &session)?;
     info::register(db, &session)?;
+    plugins::register(db, &session)?;
     Ok(())
 }

@@ -1,0 +1,140 @@
+//! Stored plugins on the host side: compiling a plugin's source once (to QuickJS bytecode, in a
+//! throwaway sandbox that also checks the functions its kind needs), and [`World`]s, sandboxes
+//! with a plugin loaded, through which SQL rows cross into the plugin's functions.
+
+use std::hash::{Hash, Hasher};
+
+use jsbox_abi::{Arg, PluginKind, PluginOp, Response};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+
+use crate::engine;
+use crate::error::CallError;
+use crate::sandbox::{response_to_value, Instance, Limits};
+
+/// A plugin's source, compiled and checked.
+#[derive(Debug)]
+pub struct CompiledPlugin {
+    pub kind: PluginKind,
+    pub source_hash: u64,
+    bytecode: Vec<u8>,
+}
+
+/// A stable hash of a plugin's kind and source: the key of the compiled-plugin cache.
+pub fn source_hash(kind: PluginKind, source: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (kind as u32, source).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Compiles `source` as a plugin of `kind`: its top level runs once here, so syntax errors,
+/// exceptions and missing functions are reported now.
+pub fn compile(kind: PluginKind, source: &str, limits: Limits) -> Result<CompiledPlugin, CallError> {
+    let mut instance = Instance::new(limits)?;
+    let bytecode = instance.run(|guest, store| {
+        guest.plugin_compile(store, source.as_bytes(), kind, |bytes| match Response::decode(bytes) {
+            Ok(Response::Blob(bytecode)) => Ok(bytecode.to_vec()),
+            _ => response_to_value(bytes, limits).and_then(|_| Err(CallError::Internal("plugin compiled to no bytecode".into()))),
+        })
+    })??;
+    Ok(CompiledPlugin { kind, source_hash: source_hash(kind, source), bytecode })
+}
+
+/// A sandbox with a plugin loaded: one per aggregate group, or per connection for a scalar.
+pub struct World {
+    instance: Instance,
+    /// Encoded arguments of rows not yet sent into the sandbox (aggregates batch their steps).
+    pending: Vec<u8>,
+    pending_rows: u32,
+    nargs: u32,
+}
+
+/// Rows an aggregate sends into the sandbox at once.
+const STEP_BATCH_ROWS: u32 = 256;
+
+impl World {
+    pub fn new(plugin: &CompiledPlugin, limits: Limits) -> Result<Self, CallError> {
+        let mut instance = Instance::new(limits)?;
+        let seed = engine::runtime()?.next_seed();
+        instance.run(|guest, store| {
+            guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits))
+        })??;
+        Ok(World { instance, pending: Vec::new(), pending_rows: 0, nargs: 0 })
+    }
+
+    /// `main(...args)` for one row.
+    pub fn main(&mut self, args: &[ValueRef<'_>]) -> Result<SqlValue, CallError> {
+        let mut encoded = Vec::new();
+        encode_row(args, &mut encoded)?;
+        self.call(PluginOp::Main, 1, args.len() as u32, &encoded)
+    }
+
+    /// `state = init()`.
+    pub fn init(&mut self) -> Result<(), CallError> {
+        self.call(PluginOp::Init, 0, 0, &[]).map(drop)
+    }
+
+    /// Queues `state = step(state, ...args)`; rows cross into the sandbox in batches.
+    pub fn step(&mut self, args: &[ValueRef<'_>]) -> Result<(), CallError> {
+        self.nargs = args.len() as u32;
+        encode_row(args, &mut self.pending)?;
+        self.pending_rows += 1;
+        if self.pending_rows >= STEP_BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// `state = inverse(state, ...args)` (window functions), after the queued steps.
+    pub fn inverse(&mut self, args: &[ValueRef<'_>]) -> Result<(), CallError> {
+        self.flush()?;
+        let mut encoded = Vec::new();
+        encode_row(args, &mut encoded)?;
+        self.call(PluginOp::Inverse, 1, args.len() as u32, &encoded).map(drop)
+    }
+
+    /// `final(state)`, or `value(state)` for a window's current value, after the queued steps.
+    pub fn finish(&mut self, op: PluginOp) -> Result<SqlValue, CallError> {
+        self.flush()?;
+        self.call(op, 0, 0, &[])
+    }
+
+    fn flush(&mut self) -> Result<(), CallError> {
+        if self.pending_rows == 0 {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending_rows);
+        let pending = std::mem::take(&mut self.pending);
+        let result = self.call(PluginOp::Step, rows, self.nargs, &pending);
+        self.pending = pending;
+        self.pending.clear();
+        result.map(drop)
+    }
+
+    fn call(&mut self, op: PluginOp, rows: u32, nargs: u32, args: &[u8]) -> Result<SqlValue, CallError> {
+        let limits = self.instance.limits();
+        self.instance
+            .run(|guest, store| guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, limits)))?
+    }
+}
+
+/// Encodes one row of SQL arguments.
+fn encode_row(args: &[ValueRef<'_>], out: &mut Vec<u8>) -> Result<(), CallError> {
+    for (i, arg) in args.iter().enumerate() {
+        let arg = match *arg {
+            ValueRef::Null => Arg::Null,
+            ValueRef::Integer(n) => Arg::Integer(n),
+            ValueRef::Real(f) => Arg::Real(f),
+            ValueRef::Blob(b) => Arg::Blob(b),
+            ValueRef::Text(t) => Arg::from_text(std::str::from_utf8(t).map_err(|e| CallError::InvalidUtf8 {
+                what: ARG_NAMES.get(i).copied().unwrap_or("an argument"),
+                offset: e.valid_up_to(),
+            })?),
+        };
+        arg.encode_into(out);
+    }
+    Ok(())
+}
+
+const ARG_NAMES: [&str; 8] = [
+    "argument 1", "argument 2", "argument 3", "argument 4", "argument 5", "argument 6", "argument 7", "argument 8",
+];
