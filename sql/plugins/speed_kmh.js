@@ -3,6 +3,7 @@
 // `time` property ("YYYY-MM-DD HH:MM:SS+00"). NULL for a track's first point. Kind: window.
 
 function distanceM(a, b) {
+  if (a[0] === b[0] && a[1] === b[1]) return 0; // acos(1 - ε) would make centimeters of nothing
   const rad = Math.PI / 180;
   const cos =
     Math.sin(a[1] * rad) * Math.sin(b[1] * rad) +

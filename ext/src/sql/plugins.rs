@@ -99,9 +99,22 @@ impl Registry {
     }
 }
 
-/// `SQLITE_FCNTL_DATA_VERSION` of the main database: changes whenever its content changes,
-/// through this connection or any other. One C call, no SQL.
+/// A number that changes whenever the main database's content changes, through this connection
+/// or another: `SQLITE_FCNTL_DATA_VERSION`, one C call and no SQL. The pager refreshes that
+/// number when a transaction starts; in a statement that has not read the database (no
+/// transaction open), ask `PRAGMA data_version`, which opens one to look.
 fn data_version(conn: &Connection) -> u32 {
+    // SAFETY: a valid connection handle and a NUL-terminated schema name.
+    let txn = unsafe { ffi::sqlite3_txn_state(conn.handle(), c"main".as_ptr()) };
+    if txn == ffi::SQLITE_TXN_NONE {
+        let pragma = conn
+            .prepare_cached("PRAGMA main.data_version")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0)));
+        if let Ok(version) = pragma {
+            // Offset so that it never collides with a pager version seen inside transactions.
+            return (version as u32).wrapping_mul(2).wrapping_add(1);
+        }
+    }
     let mut version: u32 = 0;
     // SAFETY: a valid connection handle, a documented opcode and a u32 out-parameter.
     unsafe {
@@ -112,7 +125,7 @@ fn data_version(conn: &Connection) -> u32 {
             (&mut version as *mut u32).cast(),
         );
     }
-    version
+    version.wrapping_mul(2)
 }
 
 fn table_exists(conn: &Connection) -> Result<bool, CallError> {
@@ -201,7 +214,7 @@ pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()>
     db.create_scalar_function("js_plugins_changed", 1, utf8 | FunctionFlags::SQLITE_DIRECTONLY, move |ctx| {
         let conn = unsafe { ctx.get_connection()? };
         let name: Option<String> = ctx.get(0)?;
-        plugin_changed(&conn, &changed, name.as_deref()).map_err(|e| e.in_function("js_plugins_changed"))
+        plugin_changed(&conn, &changed, name.as_deref()).map_err(|e| e.in_function("js_plugins"))
     })?;
     let call = Arc::clone(session);
     db.create_scalar_function("js_call", -1, utf8, move |ctx| {

@@ -1,0 +1,347 @@
+//! Stored plugins: every kind over the fixture's tracks against independent computations,
+//! windows row by row, empty groups and NULL rows, edits seen by other connections, deleted and
+//! broken plugins, errors mid-group, names, and persistence across reopening the file.
+
+use jsbox_tests::*;
+use rusqlite::types::Value;
+use rusqlite::Connection;
+
+/// How far one leg's length (in fields) may differ between QuickJS-in-wasm and native Rust: the
+/// seed formula takes acos of values within 1e-12 of 1, which amplifies musl's and glibc's
+/// last-bit differences in sin/cos to ~1e-5 fields (1.4 mm) on 5-15 m legs (see the build facts).
+const LEG_TOLERANCE: f64 = 2e-5;
+
+fn plugin_source(file: &str) -> String {
+    std::fs::read_to_string(repo_root().join("sql/plugins").join(file)).unwrap()
+}
+
+/// A connection with the fixture loaded into track_points (by `sql/tracks.sql`, as the demo
+/// does) and the example plugins stored.
+fn with_tracks(conn: &Connection) {
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    add_readfile(conn);
+    conn.execute_batch(&std::fs::read_to_string(repo_root().join("sql/tracks.sql")).unwrap()).unwrap();
+    for (name, kind, file) in [
+        ("track_cff", "window", "track_cff.js"),
+        ("elevation_gain", "aggregate", "elevation_gain.js"),
+        ("bbox", "aggregate", "bbox.js"),
+        ("speed_kmh", "window", "speed_kmh.js"),
+        ("convert_length", "scalar", "convert_length.js"),
+    ] {
+        store(conn, name, kind, &plugin_source(file)).unwrap();
+    }
+}
+
+/// The sqlite3 shell's `readfile(path)` (relative to the repository), which rusqlite's bundled
+/// SQLite lacks.
+fn add_readfile(conn: &Connection) {
+    conn.create_scalar_function("readfile", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |ctx| {
+        let path: String = ctx.get(0)?;
+        std::fs::read(repo_root().join(path)).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+    })
+    .unwrap();
+}
+
+/// A table-valued `generate_series(first, last)` substitute: rusqlite's bundled SQLite lacks the
+/// series extension.
+fn series(first: i64, last: i64) -> String {
+    format!("(WITH RECURSIVE s(value) AS (SELECT {first} UNION ALL SELECT value + 1 FROM s WHERE value < {last}) SELECT value FROM s)")
+}
+
+fn store(conn: &Connection, name: &str, kind: &str, source: &str) -> rusqlite::Result<usize> {
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", (name, kind, source))
+}
+
+fn f64s(conn: &Connection, sql: &str) -> Vec<f64> {
+    conn.prepare(sql).unwrap().query_map([], |r| r.get::<_, f64>(0)).unwrap().map(Result::unwrap).collect()
+}
+
+fn values(conn: &Connection, sql: &str) -> Vec<Value> {
+    conn.prepare(sql).unwrap().query_map([], |r| r.get::<_, Value>(0)).unwrap().map(Result::unwrap).collect()
+}
+
+fn error_of(conn: &Connection, sql: &str) -> String {
+    match conn.query_row(sql, [], |r| r.get::<_, Value>(0)) {
+        Ok(v) => panic!("expected an error from {sql}, got {v:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("jsbox-test-{}-{name}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[test]
+fn aggregate_track_lengths_equal_native_rust_per_track() {
+    let conn = open();
+    with_tracks(&conn);
+    let got = f64s(&conn, "SELECT track_cff(feature) FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid ORDER BY track_fid");
+    let tracks = tracks(&tracks_fixture());
+    assert_eq!(got.len(), tracks.len());
+    for (js, (fid, points)) in got.iter().zip(&tracks) {
+        let native = cff_length(points);
+        assert!(rel_diff(*js, native) < 1e-5, "track {fid}: {js} vs {native}");
+    }
+    // The same through js_agg.
+    let generic = f64s(&conn, "SELECT js_agg('track_cff', feature) FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid ORDER BY track_fid");
+    assert_eq!(generic, got);
+}
+
+#[test]
+fn elevation_gain_and_bbox_equal_sql() {
+    let conn = open();
+    with_tracks(&conn);
+    let js = f64s(&conn, "SELECT elevation_gain(ele) FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid ORDER BY track_fid");
+    let sql = f64s(&conn, "SELECT total(max(ele - prev, 0)) FROM (SELECT track_fid, ele, lag(ele) OVER (PARTITION BY track_fid ORDER BY seq) AS prev FROM track_points) GROUP BY track_fid ORDER BY track_fid");
+    assert_eq!(js.len(), 5);
+    for (a, b) in js.iter().zip(&sql) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    let boxes: Vec<(String, f64, f64, f64, f64)> = conn
+        .prepare("SELECT json_extract(b, '$.type'), json_extract(b, '$.coordinates[0][0][0]'), min_lon, json_extract(b, '$.coordinates[0][2][1]'), max_lat \
+                  FROM (SELECT bbox(lon, lat) AS b, min(lon) AS min_lon, max(lat) AS max_lat FROM track_points GROUP BY track_fid)")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(boxes.len(), 5);
+    for (kind, w, min_lon, n, max_lat) in boxes {
+        assert_eq!(kind, "Polygon");
+        assert_eq!((w, n), (min_lon, max_lat));
+    }
+}
+
+#[test]
+fn window_running_length_row_by_row() {
+    let conn = open();
+    with_tracks(&conn);
+    let rows: Vec<(i64, f64)> = conn
+        .prepare("SELECT track_fid, track_cff(feature) OVER (PARTITION BY track_fid ORDER BY seq) FROM track_points ORDER BY track_fid, seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let tracks = tracks(&tracks_fixture());
+    let mut i = 0;
+    for (fid, points) in &tracks {
+        for n in 1..=points.len() {
+            let (row_fid, js) = rows[i];
+            assert_eq!(row_fid, *fid);
+            let native = cff_length(&points[..n]);
+            let legs = (n - 1) as f64;
+            assert!((js - native).abs() <= LEG_TOLERANCE * legs, "track {fid} point {n}: {js} vs {native}");
+            i += 1;
+        }
+    }
+    assert_eq!(i, rows.len());
+    // A sliding frame exercises inverse(): each row covers the last 3 legs.
+    let sliding = f64s(&conn, "SELECT track_cff(feature) OVER (PARTITION BY track_fid ORDER BY seq ROWS 3 PRECEDING) FROM track_points WHERE track_fid = 2 ORDER BY seq");
+    let points = &tracks.iter().find(|(fid, _)| *fid == 2).unwrap().1;
+    for (n, js) in sliding.iter().enumerate() {
+        let native = cff_length(&points[n.saturating_sub(3)..=n]);
+        assert!((js - native).abs() <= LEG_TOLERANCE * 3.0, "row {n}: {js} vs {native}");
+    }
+}
+
+#[test]
+fn window_speed_between_consecutive_points() {
+    let conn = open();
+    with_tracks(&conn);
+    let speeds = values(&conn, "SELECT speed_kmh(feature) OVER (PARTITION BY track_fid ORDER BY seq ROWS 1 PRECEDING) FROM track_points WHERE track_fid = 0 ORDER BY seq LIMIT 50");
+    assert_eq!(speeds[0], Value::Null, "no speed at the first point");
+    let fixture: serde_json::Value = serde_json::from_str(&tracks_fixture()).unwrap();
+    let features = fixture["features"].as_array().unwrap();
+    let time = |f: &serde_json::Value| {
+        let t = f["properties"]["time"].as_str().unwrap(); // "2023-01-22 00:00:56+00"
+        let hms: Vec<f64> = t[11..19].split(':').map(|x| x.parse().unwrap()).collect();
+        hms[0] * 3600.0 + hms[1] * 60.0 + hms[2]
+    };
+    for n in 1..50 {
+        let (a, b) = (&features[n - 1], &features[n]);
+        let c = |f: &serde_json::Value, i: usize| f["geometry"]["coordinates"][i].as_f64().unwrap();
+        let meters = distance(c(b, 1), c(b, 0), c(a, 1), c(a, 0));
+        let expected = meters / (time(b) - time(a)) * 3.6;
+        match &speeds[n] {
+            // One short leg: the acos amplification (~1e-5 fields, 1.4 mm, per leg) is up to a
+            // few 1e-4 of a 5-15 m leg.
+            Value::Real(kmh) => assert!(rel_diff(*kmh, expected) < 1e-3, "point {n}: {kmh} vs {expected}"),
+            Value::Integer(kmh) => assert!(rel_diff(*kmh as f64, expected) < 1e-3, "point {n}: {kmh} vs {expected}"),
+            other => panic!("point {n}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn scalar_plugins_and_js_call() {
+    let conn = open();
+    with_tracks(&conn);
+    let got: (f64, f64) = conn
+        .query_row("SELECT convert_length(1, 'cff', 'm'), js_call('convert_length', 3, 'mi', 'km')", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(got.0, 140.0);
+    assert!((got.1 - 4.828032).abs() < 1e-12);
+    assert_eq!(values(&conn, "SELECT convert_length(NULL, 'm', 'km')"), vec![Value::Null]);
+    assert_eq!(
+        error_of(&conn, "SELECT convert_length(1, 'parsec', 'm')"),
+        "convert_length: RangeError: unknown unit parsec (line 9)"
+    );
+}
+
+#[test]
+fn arguments_arrive_typed() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store(&conn, "describe", "scalar", "function main(...args) { return args.map(a => a instanceof Uint8Array ? 'bytes:' + a.length : typeof a === 'bigint' ? 'bigint:' + a : typeof a + ':' + JSON.stringify(a)).join(' ') }").unwrap();
+    let got = values(&conn, "SELECT describe(1, 2.5, NULL, 'text', '{\"a\": [1]}', '[1, 2]', '{not json', x'0102', 9007199254740993)");
+    assert_eq!(
+        got,
+        vec![Value::Text(
+            "number:1 number:2.5 object:null string:\"text\" object:{\"a\":[1]} object:[1,2] string:\"{not json\" bytes:2 bigint:9007199254740993".into()
+        )]
+    );
+}
+
+#[test]
+fn empty_groups_and_null_rows() {
+    let conn = open();
+    with_tracks(&conn);
+    // No row at all: final(init()) of a fresh world.
+    assert_eq!(values(&conn, "SELECT elevation_gain(ele) FROM track_points WHERE 0"), vec![Value::Integer(0)]);
+    assert_eq!(values(&conn, "SELECT bbox(lon, lat) FROM track_points WHERE 0"), vec![Value::Null]);
+    assert_eq!(values(&conn, "SELECT track_cff(feature) FROM track_points WHERE 0"), vec![Value::Integer(0)]);
+    // NULL rows are skipped by the plugins.
+    let with_nulls = f64s(&conn, "SELECT elevation_gain(CASE WHEN seq % 2 THEN ele END) FROM (SELECT * FROM track_points WHERE track_fid = 1 ORDER BY seq)");
+    let sql = f64s(&conn, "SELECT total(max(ele - prev, 0)) FROM (SELECT ele, lag(ele) OVER (ORDER BY seq) AS prev FROM track_points WHERE track_fid = 1 AND seq % 2)");
+    assert!((with_nulls[0] - sql[0]).abs() < 1e-6, "{with_nulls:?} vs {sql:?}");
+    assert_eq!(values(&conn, "SELECT js_agg('elevation_gain', ele) FROM track_points WHERE 0"), vec![Value::Null]);
+}
+
+#[test]
+fn groups_never_share_state() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store(&conn, "leak", "aggregate", "function init() { return 0 }\nfunction step(s, x) { globalThis.seen = (globalThis.seen || 0) + 1; return s + x }\nfunction final(s) { return s * 1000 + globalThis.seen }").unwrap();
+    let got = values(&conn, &format!("SELECT leak(value) FROM {} GROUP BY value % 2 ORDER BY value % 2", series(1, 6)));
+    // Each group counts only its own 3 rows: (2+4+6)*1000+3 and (1+3+5)*1000+3.
+    assert_eq!(got, vec![Value::Integer(12003), Value::Integer(9003)]);
+}
+
+#[test]
+fn a_scalar_plugin_keeps_its_world_per_connection_until_an_error() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store(&conn, "counter", "scalar", "let n = 0;\nfunction main(fail) { n++; if (fail) throw new Error('asked to'); return n }").unwrap();
+    assert_eq!(values(&conn, &format!("SELECT counter(0) FROM {}", series(1, 3))), vec![Value::Integer(1), Value::Integer(2), Value::Integer(3)]);
+    assert_eq!(values(&conn, "SELECT counter(0)"), vec![Value::Integer(4)]);
+    assert_eq!(error_of(&conn, "SELECT counter(1)"), "counter: Error: asked to (line 2)");
+    assert_eq!(values(&conn, "SELECT counter(0)"), vec![Value::Integer(1)], "a fresh world after the error");
+    let other = open();
+    assert_eq!(values(&other, "SELECT js_eval('1')"), vec![Value::Integer(1)]);
+}
+
+#[test]
+fn a_plugin_that_throws_in_step_fails_the_statement_only() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store(&conn, "picky", "aggregate", "function init() { return 0 }\nfunction step(s, x) {\n  if (x === 3) throw new TypeError('three is not allowed');\n  return s + x\n}\nfunction final(s) { return s }").unwrap();
+    assert_eq!(error_of(&conn, &format!("SELECT picky(value) FROM {}", series(1, 5))), "picky: TypeError: three is not allowed (line 3)");
+    assert_eq!(values(&conn, &format!("SELECT picky(value) FROM {}", series(4, 6))), vec![Value::Integer(15)]);
+    store(&conn, "slow", "aggregate", "function init() { return 0 }\nfunction step(s) { for (;;) {} }\nfunction final(s) { return s }").unwrap();
+    assert_eq!(error_of(&conn, "SELECT slow(1)"), "slow: time limit of 1000 ms exceeded");
+    assert_usable(&conn);
+}
+
+#[test]
+fn edits_are_seen_by_this_and_other_connections() {
+    let path = temp_db("edits");
+    let a = Connection::open(&path).unwrap();
+    load(&a);
+    let b = Connection::open(&path).unwrap();
+    load(&b);
+    a.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store(&a, "version", "scalar", "function main() { return 1 }").unwrap();
+    assert_eq!(values(&a, "SELECT version()"), vec![Value::Integer(1)]);
+    // b learns of the new plugin by reloading (it was loaded before the row existed)...
+    b.query_row("SELECT js_plugins_reload()", [], |_| Ok(())).unwrap();
+    assert_eq!(values(&b, "SELECT version()"), vec![Value::Integer(1)]);
+    // ...and of an edit without anything: the next statement runs the new source.
+    a.execute("UPDATE js_plugins SET source = 'function main() { return 2 }' WHERE name = 'version'", []).unwrap();
+    assert_eq!(values(&a, "SELECT version()"), vec![Value::Integer(2)]);
+    assert_eq!(values(&b, "SELECT version()"), vec![Value::Integer(2)]);
+    // A deleted plugin is a clear error, on both.
+    a.execute("DELETE FROM js_plugins WHERE name = 'version'", []).unwrap();
+    assert_eq!(error_of(&a, "SELECT version()"), "version: no plugin named version in js_plugins (deleted?)");
+    assert_eq!(error_of(&b, "SELECT version()"), "version: no plugin named version in js_plugins (deleted?)");
+    drop((a, b));
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn plugins_survive_closing_and_reopening_the_file() {
+    let path = temp_db("reopen");
+    {
+        let conn = Connection::open(&path).unwrap();
+        load(&conn);
+        conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+        store(&conn, "double", "scalar", "function main(x) { return x * 2 }").unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    load(&conn); // registers the stored plugins at load
+    assert_eq!(values(&conn, "SELECT double(21)"), vec![Value::Integer(42)]);
+    drop(conn);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn broken_plugins_are_reported_with_their_name() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    // Stored through this connection: the INSERT fails and stores nothing.
+    let err = store(&conn, "broken", "scalar", "function main( {").unwrap_err().to_string();
+    assert!(err.starts_with("js_plugins: broken: SyntaxError:"), "{err}");
+    let err = store(&conn, "partial", "aggregate", "function init() {}\nfunction final(s) {}").unwrap_err().to_string();
+    assert_eq!(err, "js_plugins: partial: a aggregate plugin must define init, step, final; missing: step");
+    let count: i64 = conn.query_row("SELECT count(*) FROM js_plugins", [], |r| r.get(0)).unwrap();
+    assert_eq!(count, 0);
+    // Stored by a connection without jsbox: reported when first called.
+    let path = temp_db("broken");
+    {
+        let plain = Connection::open(&path).unwrap();
+        plain.execute_batch(&std::fs::read_to_string(repo_root().join("sql/schema.sql")).unwrap()).unwrap();
+        plain.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('oops', 'scalar', 'function main() { return }}')", []).unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    load(&conn);
+    let err = error_of(&conn, "SELECT oops()");
+    assert!(err.starts_with("oops: SyntaxError:") && err.ends_with("(line 1)"), "{err}");
+    assert_usable(&conn);
+    drop(conn);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn names_are_validated() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    let main = "function main() { return 1 }";
+    assert_eq!(store(&conn, "sum", "scalar", main).unwrap_err().to_string(), "js_plugins: sum: plugin name sum would shadow the SQL function sum(); choose another name");
+    assert_eq!(store(&conn, "json_extract", "scalar", main).unwrap_err().to_string(), "js_plugins: json_extract: plugin name json_extract would shadow the SQL function json_extract(); choose another name");
+    assert_eq!(store(&conn, "js_thing", "scalar", main).unwrap_err().to_string(), "js_plugins: js_thing: plugin name js_thing is reserved: js_ names belong to jsbox");
+    assert!(store(&conn, "has space", "scalar", main).unwrap_err().to_string().contains("CHECK constraint failed"));
+    assert!(store(&conn, "x", "table", main).unwrap_err().to_string().contains("CHECK constraint failed"));
+    assert!(store(&conn, "fine_name2", "scalar", main).is_ok());
+    assert_eq!(values(&conn, "SELECT fine_name2()"), vec![Value::Integer(1)]);
+}
+
+#[test]
+fn js_plugins_functions_without_a_table() {
+    let conn = open();
+    assert_eq!(error_of(&conn, "SELECT js_plugins_reload()"), "js_plugins_reload: there is no js_plugins table; js_plugins_init() creates it");
+    assert_eq!(error_of(&conn, "SELECT js_call('nothing')"), "nothing: no plugin named nothing in js_plugins (deleted?)");
+    assert_eq!(values(&conn, "SELECT js_plugins_init()"), vec![Value::Integer(0)]);
+    assert_eq!(values(&conn, "SELECT js_plugins_init()"), vec![Value::Integer(0)], "idempotent");
+}
