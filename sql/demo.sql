@@ -50,3 +50,35 @@ SELECT js.track_fid, js.points,
        printf('%.1e', abs(js.fields - plain.fields) / plain.fields) AS rel_diff
 FROM js JOIN plain USING (track_fid)
 ORDER BY js.track_fid;
+
+.print ''
+.print 'Stored plugins (sql/plugins/*.js), registered as SQL functions from the js_plugins table:'
+SELECT js_plugins_init() AS plugins_before;
+INSERT OR REPLACE INTO js_plugins(name, kind, source, description) VALUES
+  ('track_cff', 'window', readfile('sql/plugins/track_cff.js'), 'track length in Canadian football fields'),
+  ('elevation_gain', 'aggregate', readfile('sql/plugins/elevation_gain.js'), 'total climb in meters'),
+  ('bbox', 'aggregate', readfile('sql/plugins/bbox.js'), 'bounding box as a GeoJSON Polygon'),
+  ('speed_kmh', 'window', readfile('sql/plugins/speed_kmh.js'), 'speed from the previous point'),
+  ('convert_length', 'scalar', readfile('sql/plugins/convert_length.js'), 'length unit converter');
+SELECT name, kind, description FROM js_plugins ORDER BY name;
+
+.print ''
+.print 'Aggregates per track (GROUP BY): length, climb, bounding box, and the length in miles'
+SELECT track_fid,
+       printf('%.4f', track_cff(feature)) AS fields,
+       printf('%.3f', convert_length(track_cff(feature), 'cff', 'mi')) AS miles,
+       printf('%.1f', elevation_gain(ele)) AS climb_m,
+       printf('%.5f', json_extract(bbox(lon, lat), '$.coordinates[0][0][0]')) AS west,
+       printf('%.5f', json_extract(bbox(lon, lat), '$.coordinates[0][2][1]')) AS north,
+       count(*) AS n
+FROM (SELECT * FROM track_points ORDER BY track_fid, seq)
+GROUP BY track_fid;
+
+.print ''
+.print 'Windows, first points of track 0: running length and speed from the previous point'
+SELECT seq,
+       printf('%.4f', track_cff(feature) OVER w) AS running_fields,
+       round(speed_kmh(feature) OVER (w ROWS 1 PRECEDING), 2) AS kmh
+FROM track_points WHERE track_fid = 0
+WINDOW w AS (PARTITION BY track_fid ORDER BY seq)
+ORDER BY seq LIMIT 6;

@@ -83,6 +83,22 @@ fn sqlite3_shell_runs_the_demo() {
         assert!(rel_diff(js, native) < 1e-5, "track {fid}: {js} vs {native}");
     }
     assert!(stdout.contains("260"), "demo output:\n{stdout}");
+    // The stored plugins' GROUP BY table: track, fields, miles, climb, west, north, points.
+    let plugin_rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with('│'))
+        .map(|l| l.split('│').map(str::trim).filter(|c| !c.is_empty()).collect())
+        .filter(|cells: &Vec<&str>| cells.len() == 7 && cells[0].parse::<i64>().is_ok())
+        .collect();
+    assert_eq!(plugin_rows.len(), tracks.len(), "demo output:\n{stdout}");
+    for (row, (fid, points)) in plugin_rows.iter().zip(&tracks) {
+        let fields: f64 = row[1].parse().unwrap();
+        let miles: f64 = row[2].parse().unwrap();
+        let native = cff_length(points);
+        assert!(rel_diff(fields, native) < 1e-5, "track {fid}: {fields} vs {native}");
+        assert!((miles - native * 140.0 / 1609.344).abs() < 1e-3, "track {fid}: {miles} mi");
+        assert_eq!(row[6], points.len().to_string());
+    }
 }
 
 #[test]
