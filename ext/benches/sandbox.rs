@@ -4,7 +4,9 @@
 //!   two JSON input paths of the guest ABI (QuickJS's parser vs serde_json transcoding);
 //! - the price of a fresh JS world (`js_eval('1')`);
 //! - whole `sqlite3` processes: `.load` + first call against bare sqlite3, and the seed workload
-//!   per call through SQL.
+//!   per call through SQL;
+//! - stored plugins over 100,000 rows (aggregate on GeoJSON TEXT and on REAL, scalar), each
+//!   against the same query with a plain SQL function: the difference per row is the plugin's.
 //!
 //! Each figure is a median over interleaved rounds, printed with min and max and the machine's
 //! load; results also go to `target/bench/sandbox.json`. Ratios within one run are what to
@@ -84,6 +86,41 @@ fn main() {
     let sql_empty = format!(
         "SELECT count(*) FROM generate_series(1, {SQL_CALLS}), (SELECT readfile('{seed_path}') AS j);"
     );
+    // Stored plugins: a 100,000-point copy of the fixture (25 copies of its 5 tracks) in a file.
+    const PLUGIN_ROWS: usize = 100_000;
+    let db = repo().join("target/bench/plugins.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&db);
+    let setup = format!(
+        "{load}\n.read sql/tracks.sql\nSELECT js_plugins_init();\n\
+         INSERT INTO js_plugins(name, kind, source) VALUES ('track_cff', 'window', readfile('sql/plugins/track_cff.js')), \
+         ('elevation_gain', 'aggregate', readfile('sql/plugins/elevation_gain.js')), \
+         ('convert_length', 'scalar', readfile('sql/plugins/convert_length.js'));\n\
+         CREATE TABLE big AS SELECT track_fid + 10 * k AS track_fid, seq, lon, lat, ele, feature FROM track_points, \
+         (WITH RECURSIVE c(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM c WHERE k < 24) SELECT k FROM c) ORDER BY 1, 2;\n"
+    );
+    let status = Command::new("/usr/bin/sqlite3")
+        .current_dir(repo())
+        .arg(&db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(setup.as_bytes())?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(status.success());
+    let db_arg = db.display().to_string();
+    let per_group = |select: &str| format!("SELECT count(*) FROM (SELECT {select} FROM (SELECT * FROM big ORDER BY track_fid, seq) GROUP BY track_fid);");
+    let agg_plain = per_group("sum(length(feature))");
+    let agg_cff = per_group("track_cff(feature)");
+    let agg_ele_plain = per_group("sum(ele)");
+    let agg_ele = per_group("elevation_gain(ele)");
+    let scalar_plain = "SELECT sum(lat * 0.001) FROM big;".to_string();
+    let scalar_js = "SELECT sum(convert_length(lat, 'm', 'km')) FROM big;".to_string();
+
     let load_before = loadavg();
 
     let (s1, s2, s3, s4) = (seed_script.clone(), seed_script.clone(), seed_json.clone(), seed_json.clone());
@@ -98,6 +135,12 @@ fn main() {
         ("W5 sqlite3 process: .load + js_eval('1+1')", 10, Box::new(sqlite3(&[":memory:", "-cmd", &load, "SELECT js_eval('1+1')"]))),
         ("sqlite3 process: 100 x readfile, no js_eval", 3, Box::new(sqlite3(&[":memory:", "-cmd", &load, &sql_empty]))),
         ("sqlite3 process: 100 x js_eval(seed script, seed fixture)", 3, Box::new(sqlite3(&[":memory:", "-cmd", &load, &sql_seed]))),
+        ("100k rows, 125 groups: sum(length(feature)) (plain SQL)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_plain]))),
+        ("100k rows, 125 groups: track_cff(feature) (GeoJSON TEXT, aggregate)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_cff]))),
+        ("100k rows, 125 groups: sum(ele) (plain SQL)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_ele_plain]))),
+        ("100k rows, 125 groups: elevation_gain(ele) (REAL, aggregate)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_ele]))),
+        ("100k rows: sum(lat * 0.001) (plain SQL)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &scalar_plain]))),
+        ("100k rows: sum(convert_length(lat, 'm', 'km')) (scalar plugin)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &scalar_js]))),
     ];
     let stats = interleaved(&mut workloads);
     let load_after = loadavg();
@@ -115,6 +158,9 @@ fn main() {
     println!();
     println!("W1 through SQL, per call (100-call process minus the same process without js_eval): {per_call_sql:.1?}");
     println!("W5 .load + first call, over bare sqlite3: {startup:.1?}");
+    let per_row = |plugin: usize, plain: usize| stats[plugin].median.saturating_sub(stats[plain].median) / PLUGIN_ROWS as u32;
+    let (cff_row, ele_row, scalar_row) = (per_row(10, 9), per_row(12, 11), per_row(14, 13));
+    println!("plugin cost per row over plain SQL: aggregate on GeoJSON TEXT {cff_row:.2?}, aggregate on REAL {ele_row:.2?}, scalar {scalar_row:.2?}");
     println!("W1 serde_json / QuickJS parser: {:.2}", ratio(stats[1].median, stats[0].median));
     println!("JSON input only, serde_json / QuickJS parser: {:.2}", ratio(stats[3].median, stats[2].median));
     let target = repo().join("target");
@@ -133,6 +179,7 @@ fn main() {
     let json = serde_json::json!({
         "load_before": load_before, "load_after": load_after, "rounds": ROUNDS, "workloads": rows,
         "w1_sql_per_call_us": per_call_sql.as_secs_f64() * 1e6, "w5_load_first_call_us": startup.as_secs_f64() * 1e6,
+        "plugin_row_us": {"aggregate_geojson": cff_row.as_secs_f64() * 1e6, "aggregate_real": ele_row.as_secs_f64() * 1e6, "scalar": scalar_row.as_secs_f64() * 1e6},
     });
     std::fs::write(out.join("sandbox.json"), serde_json::to_string_pretty(&json).unwrap()).unwrap();
 }
