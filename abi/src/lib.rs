@@ -10,41 +10,47 @@
 /// Version of the host–guest protocol; the host refuses a guest that reports another one.
 pub const ABI_VERSION: u32 = 2;
 
+/// Declares a fieldless enum with explicit discriminants and its `from_raw` decoder, for the
+/// integers that cross the ABI.
+macro_rules! raw_enum {
+    ($(#[$meta:meta])* pub enum $name:ident: $raw:ty { $($(#[$vmeta:meta])* $variant:ident = $value:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr($raw)]
+        pub enum $name { $($(#[$vmeta])* $variant = $value,)* }
+
+        impl $name {
+            /// Decodes the raw integer; `None` for a value this ABI version does not know.
+            pub fn from_raw(raw: $raw) -> Option<Self> {
+                match raw {
+                    $($value => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+raw_enum! {
 /// What the input bytes of a request hold, i.e. what the script sees as `data`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum InputKind {
+pub enum InputKind: u32 {
     /// No input bytes: `data` is `null`.
     Null = 0,
-    /// JSON text, parsed by QuickJS's native JSON parser.
+    /// JSON text, parsed by QuickJS's native `JSON.parse` (the fallback of `JsonSerde`).
     Json = 1,
     /// Eight bytes, a little-endian `i64`: `data` is a number (a BigInt beyond ±2^53).
     Integer = 2,
     /// Eight bytes, a little-endian `f64`: `data` is a number.
     Real = 3,
-    /// JSON text, transcoded by serde_json straight into QuickJS values (kept for comparison
-    /// with [`InputKind::Json`]; see `docs/abi.md` for the measurement).
+    /// JSON text, transcoded by serde_json straight into QuickJS values: js_eval's path, the
+    /// faster one (see `docs/abi.md` for the measurement).
     JsonSerde = 4,
 }
-
-impl InputKind {
-    /// Decodes the raw `input_kind` argument of `jsbox_eval`.
-    pub fn from_raw(raw: u32) -> Option<Self> {
-        Some(match raw {
-            0 => Self::Null,
-            1 => Self::Json,
-            2 => Self::Integer,
-            3 => Self::Real,
-            4 => Self::JsonSerde,
-            _ => return None,
-        })
-    }
 }
 
+raw_enum! {
 /// Why a call produced no value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ErrorKind {
+pub enum ErrorKind: u8 {
     /// The script threw (or failed to compile): the message is `Name: message (line N)`.
     Exception = 1,
     /// The JSON input could not be parsed.
@@ -60,20 +66,6 @@ pub enum ErrorKind {
     /// The host and guest disagree on the protocol.
     Abi = 7,
 }
-
-impl ErrorKind {
-    fn from_raw(raw: u8) -> Option<Self> {
-        Some(match raw {
-            1 => Self::Exception,
-            2 => Self::InvalidInput,
-            3 => Self::UnsupportedResult,
-            4 => Self::OutOfMemory,
-            5 => Self::StackOverflow,
-            6 => Self::Script,
-            7 => Self::Abi,
-            _ => return None,
-        })
-    }
 }
 
 /// Tag bytes of an encoded [`Response`].
@@ -168,10 +160,9 @@ fn encode_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+raw_enum! {
 /// The kinds of stored plugins, and the functions each must define.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum PluginKind {
+pub enum PluginKind: u32 {
     /// `main(...args)`.
     Scalar = 0,
     /// `init()`, `step(state, ...args)`, `final(state)`.
@@ -179,17 +170,9 @@ pub enum PluginKind {
     /// As aggregate, plus `inverse(state, ...args)`; `value(state)` is optional.
     Window = 2,
 }
+}
 
 impl PluginKind {
-    pub fn from_raw(raw: u32) -> Option<Self> {
-        Some(match raw {
-            0 => Self::Scalar,
-            1 => Self::Aggregate,
-            2 => Self::Window,
-            _ => return None,
-        })
-    }
-
     /// The name used in the `js_plugins.kind` column.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -213,10 +196,9 @@ impl PluginKind {
     }
 }
 
+raw_enum! {
 /// What `jsbox_plugin_call` does with the loaded plugin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum PluginOp {
+pub enum PluginOp: u32 {
     /// `main(...args)` for one row; responds with the result.
     Main = 0,
     /// `state = init()`; responds NULL.
@@ -230,19 +212,6 @@ pub enum PluginOp {
     /// `value(state)` if defined, else `final(state)`; responds with the result.
     Value = 5,
 }
-
-impl PluginOp {
-    pub fn from_raw(raw: u32) -> Option<Self> {
-        Some(match raw {
-            0 => Self::Main,
-            1 => Self::Init,
-            2 => Self::Step,
-            3 => Self::Inverse,
-            4 => Self::Final,
-            5 => Self::Value,
-            _ => return None,
-        })
-    }
 }
 
 /// One SQL argument of a plugin call.

@@ -171,9 +171,7 @@ impl Guest {
         kind: PluginKind,
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
-        let len = self.write_request(store, source.len(), |buf| buf.copy_from_slice(source))?;
-        let packed = self.plugin_compile.call(&mut *store, (len, kind as u32))?;
-        Ok(read(self.read(store, packed)?))
+        self.exchange(store, source, |store, len| self.plugin_compile.call(store, (len, kind as u32)), read)
     }
 
     /// Loads plugin bytecode into this instance.
@@ -185,9 +183,7 @@ impl Guest {
         seed: u64,
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
-        let len = self.write_request(store, bytecode.len(), |buf| buf.copy_from_slice(bytecode))?;
-        let packed = self.plugin_load.call(&mut *store, (len, kind as u32, seed))?;
-        Ok(read(self.read(store, packed)?))
+        self.exchange(store, bytecode, |store, len| self.plugin_load.call(store, (len, kind as u32, seed)), read)
     }
 
     /// Calls the loaded plugin over `rows` rows of `nargs` encoded arguments.
@@ -200,8 +196,20 @@ impl Guest {
         args: &[u8],
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
-        let len = self.write_request(store, args.len(), |buf| buf.copy_from_slice(args))?;
-        let packed = self.plugin_call.call(&mut *store, (op as u32, rows, nargs, len))?;
+        self.exchange(store, args, |store, len| self.plugin_call.call(store, (op as u32, rows, nargs, len)), read)
+    }
+
+    /// Copies `request` into the guest, runs `call` with its length, and hands the response to
+    /// `read` while it is still in guest memory.
+    fn exchange<T, R>(
+        &self,
+        store: &mut Store<T>,
+        request: &[u8],
+        call: impl FnOnce(&mut Store<T>, u32) -> GuestResult<u64>,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> GuestResult<R> {
+        let len = self.write_request(store, request.len(), |buf| buf.copy_from_slice(request))?;
+        let packed = call(&mut *store, len)?;
         Ok(read(self.read(store, packed)?))
     }
 
