@@ -92,7 +92,10 @@ fn pooling() -> PoolingAllocationConfig {
         .total_component_instances(0)
         .max_memory_size((MAX_MEMORY_LIMIT_MIB << 20) as usize)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        .table_keep_resident(KEEP_RESIDENT_BYTES / 16);
+        .table_keep_resident(KEEP_RESIDENT_BYTES / 16)
+        // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), reset only the pages a call dirtied
+        // instead of the whole kept-resident range.
+        .pagemap_scan(wasmtime::Enabled::Auto);
     pool
 }
 
