@@ -21,7 +21,7 @@ export JSBOX_GUEST_DIR := $(GUEST_DIR)
 # The extension under test, without its suffix, as `.load` and load_extension take it.
 export JSBOX_EXT := $(basename $(EXT))
 
-.PHONY: all deps build demo test test-unit test-e2e bench fixtures clean FORCE
+.PHONY: all deps build demo test test-unit test-e2e bench bench-quick bench-sandbox fixtures clean FORCE
 
 all: build
 
@@ -60,7 +60,16 @@ test-unit: build
 test-e2e: build
 	$(CARGO) test --release --no-fail-fast -p jsbox-tests
 
+# jsbox side by side with sqlite-js (fetched with npm into target/peers) and plain SQL, in one
+# sqlite3 process: 1,000,000 rows (bench) or 10,000 (bench-quick); then the sandbox's own costs.
 bench: build
+	$(CARGO) run --release -p jsbox-bench
+	$(CARGO) bench -p jsbox --bench sandbox
+
+bench-quick: build
+	$(CARGO) run --release -p jsbox-bench -- --quick
+
+bench-sandbox: build
 	$(CARGO) bench -p jsbox --bench sandbox
 
 fixtures:

@@ -1,0 +1,231 @@
+//! The benchmark's SQL: data generation, the JavaScript each engine runs, and the workloads in
+//! the three forms (jsbox, sqlite-js, plain SQL) that compute the same thing.
+
+use std::fmt::Write;
+use std::path::Path;
+
+/// Lines starting with this name the statement whose `.timer` line follows.
+pub const TAG: &str = "@@";
+
+/// One workload: the same computation for each engine; `per` divides a statement's time.
+pub struct Workload {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub unit: &'static str,
+    pub goal: &'static str,
+    pub per: u64,
+    pub jsbox: String,
+    pub sqlite_js: Option<String>,
+    pub plain: Option<String>,
+}
+
+/// The seed post's distance in meters, for every engine's JavaScript.
+const DISTANCE_JS: &str = "function distance(lat0, lon0, lat1, lon1) {
+  if (lat0 == lat1 && lon0 == lon1) return 0;
+  const radlat0 = (Math.PI * lat0) / 180, radlat1 = (Math.PI * lat1) / 180;
+  const radtheta = (Math.PI * (lon0 - lon1)) / 180;
+  let dist = Math.sin(radlat0) * Math.sin(radlat1) + Math.cos(radlat0) * Math.cos(radlat1) * Math.cos(radtheta);
+  if (dist > 1) dist = 1;
+  return ((Math.acos(dist) * 180) / Math.PI) * 60 * 1853.159;
+}";
+
+/// The same distance in SQL, between (lat, lon) and the previous point (plat, plon).
+const DISTANCE_SQL: &str = "CASE WHEN plat IS NULL OR (lat = plat AND lon = plon) THEN 0 ELSE \
+  degrees(acos(min(1.0, sin(radians(lat)) * sin(radians(plat)) + cos(radians(lat)) * cos(radians(plat)) * cos(radians(lon - plon))))) \
+  * 60 * 1853.159 END";
+
+/// Each point with the previous one of its track.
+const LEGS_SQL: &str = "SELECT track_fid, seq, lat, lon, lag(lat) OVER w AS plat, lag(lon) OVER w AS plon \
+  FROM track_points WINDOW w AS (PARTITION BY track_fid ORDER BY seq)";
+
+/// The same, from the GeoJSON feature TEXT.
+const LEGS_FEATURE_SQL: &str = "SELECT track_fid, seq, lat, lon, lag(lat) OVER w AS plat, lag(lon) OVER w AS plon \
+  FROM (SELECT track_fid, seq, json_extract(feature, '$.geometry.coordinates[1]') AS lat, \
+        json_extract(feature, '$.geometry.coordinates[0]') AS lon FROM track_points) \
+  WINDOW w AS (PARTITION BY track_fid ORDER BY seq)";
+
+/// SQL that creates `track_points` with `rows` points, 1000 per track, deterministically.
+pub fn generate(rows: u64) -> String {
+    format!(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+CREATE TABLE track_points (track_fid INTEGER NOT NULL, seq INTEGER NOT NULL, lon REAL NOT NULL, lat REAL NOT NULL,
+  ele REAL, feature TEXT NOT NULL, PRIMARY KEY (track_fid, seq));
+INSERT INTO track_points
+SELECT f, s, lon, lat, ele, json_object('type', 'Feature',
+  'properties', json_object('track_fid', f, 'track_seg_id', 0, 'track_seg_point_id', s, 'ele', ele,
+                            'time', strftime('%Y-%m-%d %H:%M:%S+00', 1674345600 + f * 86400 + s * 3, 'unixepoch')),
+  'geometry', json_object('type', 'Point', 'coordinates', json_array(lon, lat)))
+FROM (SELECT f, s,
+        round(151.2 + (f % 40) * 0.01 + s * 0.00009 * cos(f) + 0.00004 * sin(s * 0.7 + f), 5) AS lon,
+        round(-33.9 + (f / 40) * 0.01 + s * 0.00009 * sin(f) + 0.00004 * cos(s * 0.9 + f), 5) AS lat,
+        round(50 + 20 * sin(s * 0.01 + f), 1) AS ele
+      FROM (SELECT value / 1000 AS f, value % 1000 + 1 AS s FROM generate_series(0, {last})));
+ANALYZE;",
+        last = rows - 1
+    )
+}
+
+/// The workloads of issue 5 that run inside one shell session.
+pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
+    let calls = if rows <= 10_000 { 20 } else { 100 };
+    let fresh = if rows <= 10_000 { 500 } else { 2000 };
+    let sjs = |sql: String| with_sqlite_js.then_some(sql);
+    let per_track = |f: &str| format!("SELECT count(*), total(l) FROM (SELECT {f} AS l FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid);");
+    vec![
+        Workload {
+            id: "W1",
+            title: "seed script on the seed fixture",
+            unit: "per call",
+            goal: "≤ 1.2× plain SQL",
+            per: calls,
+            jsbox: format!("SELECT total(js_eval(s.s, f.j)) FROM generate_series(1, {calls}), seed_script s, fixture f;"),
+            sqlite_js: sjs(format!("SELECT total(sjs_seed(f.j)) FROM generate_series(1, {calls}), fixture f;")),
+            plain: Some(format!(
+                "SELECT total(d) / 140 FROM (SELECT {DISTANCE_SQL} AS d FROM (SELECT lat, lon, lag(lat) OVER w AS plat, lag(lon) OVER w AS plon \
+                 FROM (SELECT g.value AS g, e.key AS k, json_extract(e.value, '$.geometry.coordinates[1]') AS lat, \
+                 json_extract(e.value, '$.geometry.coordinates[0]') AS lon FROM generate_series(1, {calls}) g, fixture f, json_each(f.j, '$.features') e) \
+                 WINDOW w AS (PARTITION BY g ORDER BY k)));"
+            )),
+        },
+        Workload {
+            id: "W2a",
+            title: "aggregate: track length from lat, lon",
+            unit: "per query",
+            goal: "≤ 1.0× sqlite-js",
+            per: 1,
+            jsbox: per_track("bench_len(lat, lon)"),
+            sqlite_js: sjs(per_track("sjs_len(lat, lon)")),
+            plain: Some(format!("SELECT count(*), total(l) FROM (SELECT total({DISTANCE_SQL}) AS l FROM ({LEGS_SQL}) GROUP BY track_fid);")),
+        },
+        Workload {
+            id: "W2b",
+            title: "aggregate: track length from GeoJSON TEXT",
+            unit: "per query",
+            goal: "≤ 0.8× sqlite-js",
+            per: 1,
+            jsbox: per_track("bench_len_feature(feature)"),
+            sqlite_js: sjs(per_track("sjs_len_feature(feature)")),
+            plain: Some(format!("SELECT count(*), total(l) FROM (SELECT total({DISTANCE_SQL}) AS l FROM ({LEGS_FEATURE_SQL}) GROUP BY track_fid);")),
+        },
+        Workload {
+            id: "W3",
+            title: "window: running length per point",
+            unit: "per query",
+            goal: "≤ 1.0× sqlite-js",
+            per: 1,
+            jsbox: "SELECT total(r) FROM (SELECT bench_run(lat, lon) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM track_points);".into(),
+            sqlite_js: sjs("SELECT total(r) FROM (SELECT sjs_run(lat, lon) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM track_points);".into()),
+            plain: Some(format!(
+                "SELECT total(r) FROM (SELECT total(d) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM (SELECT track_fid, seq, {DISTANCE_SQL} AS d FROM ({LEGS_SQL})));"
+            )),
+        },
+        Workload {
+            id: "W4",
+            title: "scalar f(lat) = lat*2+1, sum()",
+            unit: "per query",
+            goal: "≤ 1.5× sqlite-js",
+            per: 1,
+            jsbox: "SELECT total(bench_affine(lat)) FROM track_points;".into(),
+            sqlite_js: sjs("SELECT total(sjs_affine(lat)) FROM track_points;".into()),
+            plain: Some("SELECT total(lat * 2 + 1) FROM track_points;".into()),
+        },
+        Workload {
+            id: "W6",
+            title: "js_eval('1'): a fresh JS world",
+            unit: "per call",
+            goal: "≤ 15 µs",
+            per: fresh,
+            jsbox: format!("SELECT count(js_eval('1')) FROM generate_series(1, {fresh});"),
+            sqlite_js: None,
+            plain: None,
+        },
+    ]
+}
+
+/// sqlite-js's functions for the same workloads (its API: code strings per callback; state in
+/// globals, reset by `final`).
+fn sqlite_js_setup() -> String {
+    let q = |s: &str| s.replace('\'', "''");
+    let seed = std::fs::read_to_string(crate::repo().join("sql/seed_cff.js")).unwrap();
+    // The seed script's definitions (without its last line, which runs the calculation).
+    let definitions: String = seed.lines().filter(|l| !l.starts_with("calculate(data)")).collect::<Vec<_>>().join("\n");
+    let len_init = "plat = null; plon = null; m = 0;";
+    let len_final = "(function() { const r = m; plat = null; plon = null; m = 0; return r; })";
+    let mut sql = String::new();
+    writeln!(sql, "SELECT js_eval('{}');", q(&format!("{definitions}\nglobalThis.distance = distance; globalThis.calculate = calculate; 0"))).unwrap();
+    writeln!(sql, "SELECT js_create_scalar('sjs_seed', '(function(args) {{ return calculate(JSON.parse(args[0])); }})');").unwrap();
+    let step = "(function(args) { const lat = args[0], lon = args[1]; if (plat !== null) m += distance(lat, lon, plat, plon); plat = lat; plon = lon; })";
+    writeln!(sql, "SELECT js_create_aggregate('sjs_len', '{len_init}', '{step}', '{len_final}');").unwrap();
+    let step_feature = "(function(args) { const c = JSON.parse(args[0]).geometry.coordinates; const lat = c[1], lon = c[0]; \
+        if (plat !== null) m += distance(lat, lon, plat, plon); plat = lat; plon = lon; })";
+    writeln!(sql, "SELECT js_create_aggregate('sjs_len_feature', '{len_init}', '{step_feature}', '{len_final}');").unwrap();
+    let run_init = "pts = []; m = 0;";
+    let run_step = "(function(args) { const p = [args[0], args[1]]; const l = pts[pts.length - 1]; if (l) m += distance(p[0], p[1], l[0], l[1]); pts.push(p); })";
+    let run_inverse = "(function(args) { const f = pts.shift(); if (pts.length) m -= distance(pts[0][0], pts[0][1], f[0], f[1]); else m = 0; })";
+    let run_value = "(function() { return m; })";
+    let run_final = "(function() { const r = m; pts = []; m = 0; return r; })";
+    writeln!(sql, "SELECT js_create_window('sjs_run', '{run_init}', '{run_step}', '{run_final}', '{run_value}', '{run_inverse}');").unwrap();
+    writeln!(sql, "SELECT js_create_scalar('sjs_affine', '(function(args) {{ return args[0] * 2 + 1; }})');").unwrap();
+    sql
+}
+
+/// jsbox's stored plugins for the same workloads.
+fn jsbox_setup() -> String {
+    let q = |s: &str| s.replace('\'', "''");
+    let len = format!(
+        "{DISTANCE_JS}
+function init() {{ return {{ plat: null, plon: null, m: 0 }}; }}
+function step(s, lat, lon) {{ if (s.plat !== null) s.m += distance(lat, lon, s.plat, s.plon); s.plat = lat; s.plon = lon; return s; }}
+function final(s) {{ return s.m; }}"
+    );
+    let len_feature = format!(
+        "{DISTANCE_JS}
+function init() {{ return {{ plat: null, plon: null, m: 0 }}; }}
+function step(s, f) {{ const [lon, lat] = f.geometry.coordinates; if (s.plat !== null) s.m += distance(lat, lon, s.plat, s.plon); s.plat = lat; s.plon = lon; return s; }}
+function final(s) {{ return s.m; }}"
+    );
+    let run = format!(
+        "{DISTANCE_JS}
+function init() {{ return {{ pts: [], m: 0 }}; }}
+function step(s, lat, lon) {{ const l = s.pts[s.pts.length - 1]; if (l) s.m += distance(lat, lon, l[0], l[1]); s.pts.push([lat, lon]); return s; }}
+function inverse(s) {{ const f = s.pts.shift(); if (s.pts.length) s.m -= distance(s.pts[0][0], s.pts[0][1], f[0], f[1]); else s.m = 0; return s; }}
+function final(s) {{ return s.m; }}"
+    );
+    let affine = "function main(x) { return x * 2 + 1; }";
+    let mut sql = String::from("SELECT js_plugins_init();\nDELETE FROM js_plugins WHERE name LIKE 'bench\\_%' ESCAPE '\\';\n");
+    for (name, kind, source) in [
+        ("bench_len", "aggregate", len.as_str()),
+        ("bench_len_feature", "aggregate", len_feature.as_str()),
+        ("bench_run", "window", run.as_str()),
+        ("bench_affine", "scalar", affine),
+    ] {
+        writeln!(sql, "INSERT INTO js_plugins(name, kind, source) VALUES ('{name}', '{kind}', '{}');", q(source)).unwrap();
+    }
+    sql
+}
+
+/// The whole shell script: load both extensions, define the functions, then `rounds` rounds of
+/// every workload for every engine, interleaved, each statement tagged for its timer line.
+pub fn script(workloads: &[Workload], rounds: usize, jsbox: &str, sqlite_js: Option<&str>, seed: &Path) -> String {
+    let mut s = String::from(".bail on\n");
+    if let Some(sjs) = sqlite_js {
+        // First, so that jsbox's js_eval (loaded after) is the one the workloads call.
+        writeln!(s, ".load {sjs}").unwrap();
+        s.push_str(&sqlite_js_setup());
+    }
+    writeln!(s, ".load {jsbox}").unwrap();
+    s.push_str(&jsbox_setup());
+    writeln!(s, "CREATE TEMP TABLE fixture AS SELECT CAST(readfile('{}') AS TEXT) AS j;", seed.display()).unwrap();
+    s.push_str("CREATE TEMP TABLE seed_script AS SELECT CAST(readfile('sql/seed_cff.js') AS TEXT) AS s;\n");
+    s.push_str(".timer on\n");
+    for _ in 0..rounds {
+        for w in workloads {
+            for (engine, sql) in [("jsbox", Some(&w.jsbox)), ("sqlite-js", w.sqlite_js.as_ref()), ("plain", w.plain.as_ref())] {
+                if let Some(sql) = sql {
+                    writeln!(s, ".print {TAG}{}/{engine}\n{sql}", w.id).unwrap();
+                }
+            }
+        }
+    }
+    s
+}
