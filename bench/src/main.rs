@@ -8,20 +8,14 @@
 //! sqlite-js comes from the npm registry (`npm pack`) into `target/peers/`; without npm the
 //! table has no sqlite-js column.
 
-mod sql;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sql::Workload;
+use jsbox_bench::sql::{self, repo, Workload};
 
 const SQLITE_JS_PACKAGE: &str = "@sqliteai/sqlite-js-linux-x86_64@1.3.3";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");

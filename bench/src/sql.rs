@@ -2,7 +2,12 @@
 //! the three forms (jsbox, sqlite-js, plain SQL) that compute the same thing.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
 
 /// Lines starting with this name the statement whose `.timer` line follows.
 pub const TAG: &str = "@@";
@@ -146,25 +151,28 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
 /// globals, reset by `final`).
 fn sqlite_js_setup() -> String {
     let q = |s: &str| s.replace('\'', "''");
-    let seed = std::fs::read_to_string(crate::repo().join("sql/seed_cff.js")).unwrap();
+    let seed = std::fs::read_to_string(repo().join("sql/seed_cff.js")).unwrap();
     // The seed script's definitions (without its last line, which runs the calculation).
     let definitions: String = seed.lines().filter(|l| !l.starts_with("calculate(data)")).collect::<Vec<_>>().join("\n");
-    let len_init = "plat = null; plon = null; m = 0;";
+    // sqlite-js evaluates each function's code in its own scope: helpers are defined inside the
+    // scalar's closure, and by the aggregates' init code (which runs per group).
+    let distance = format!("distance = {};", DISTANCE_JS.replacen("function distance", "function", 1));
+    let len_init = format!("{distance} plat = null; plon = null; m = 0;");
     let len_final = "(function() { const r = m; plat = null; plon = null; m = 0; return r; })";
     let mut sql = String::new();
-    writeln!(sql, "SELECT js_eval('{}');", q(&format!("{definitions}\nglobalThis.distance = distance; globalThis.calculate = calculate; 0"))).unwrap();
-    writeln!(sql, "SELECT js_create_scalar('sjs_seed', '(function(args) {{ return calculate(JSON.parse(args[0])); }})');").unwrap();
+    let seed_fn = format!("(function() {{ {definitions}\n return function(args) {{ return calculate(JSON.parse(args[0])); }}; }})()");
+    writeln!(sql, "SELECT js_create_scalar('sjs_seed', '{}');", q(&seed_fn)).unwrap();
     let step = "(function(args) { const lat = args[0], lon = args[1]; if (plat !== null) m += distance(lat, lon, plat, plon); plat = lat; plon = lon; })";
-    writeln!(sql, "SELECT js_create_aggregate('sjs_len', '{len_init}', '{step}', '{len_final}');").unwrap();
+    writeln!(sql, "SELECT js_create_aggregate('sjs_len', '{}', '{step}', '{len_final}');", q(&len_init)).unwrap();
     let step_feature = "(function(args) { const c = JSON.parse(args[0]).geometry.coordinates; const lat = c[1], lon = c[0]; \
         if (plat !== null) m += distance(lat, lon, plat, plon); plat = lat; plon = lon; })";
-    writeln!(sql, "SELECT js_create_aggregate('sjs_len_feature', '{len_init}', '{step_feature}', '{len_final}');").unwrap();
-    let run_init = "pts = []; m = 0;";
+    writeln!(sql, "SELECT js_create_aggregate('sjs_len_feature', '{}', '{step_feature}', '{len_final}');", q(&len_init)).unwrap();
+    let run_init = format!("{distance} pts = []; m = 0;");
     let run_step = "(function(args) { const p = [args[0], args[1]]; const l = pts[pts.length - 1]; if (l) m += distance(p[0], p[1], l[0], l[1]); pts.push(p); })";
     let run_inverse = "(function(args) { const f = pts.shift(); if (pts.length) m -= distance(pts[0][0], pts[0][1], f[0], f[1]); else m = 0; })";
     let run_value = "(function() { return m; })";
     let run_final = "(function() { const r = m; pts = []; m = 0; return r; })";
-    writeln!(sql, "SELECT js_create_window('sjs_run', '{run_init}', '{run_step}', '{run_final}', '{run_value}', '{run_inverse}');").unwrap();
+    writeln!(sql, "SELECT js_create_window('sjs_run', '{}', '{run_step}', '{run_final}', '{run_value}', '{run_inverse}');", q(&run_init)).unwrap();
     writeln!(sql, "SELECT js_create_scalar('sjs_affine', '(function(args) {{ return args[0] * 2 + 1; }})');").unwrap();
     sql
 }
@@ -204,9 +212,8 @@ function final(s) {{ return s.m; }}"
     sql
 }
 
-/// The whole shell script: load both extensions, define the functions, then `rounds` rounds of
-/// every workload for every engine, interleaved, each statement tagged for its timer line.
-pub fn script(workloads: &[Workload], rounds: usize, jsbox: &str, sqlite_js: Option<&str>, seed: &Path) -> String {
+/// Loads the extensions and defines every engine's functions and the fixture tables.
+pub fn setup(jsbox: &str, sqlite_js: Option<&str>, seed: &Path) -> String {
     let mut s = String::from(".bail on\n");
     if let Some(sjs) = sqlite_js {
         // First, so that jsbox's js_eval (loaded after) is the one the workloads call.
@@ -217,15 +224,29 @@ pub fn script(workloads: &[Workload], rounds: usize, jsbox: &str, sqlite_js: Opt
     s.push_str(&jsbox_setup());
     writeln!(s, "CREATE TEMP TABLE fixture AS SELECT CAST(readfile('{}') AS TEXT) AS j;", seed.display()).unwrap();
     s.push_str("CREATE TEMP TABLE seed_script AS SELECT CAST(readfile('sql/seed_cff.js') AS TEXT) AS s;\n");
+    s
+}
+
+/// The whole shell script: the setup, then `rounds` rounds of every workload for every engine,
+/// interleaved, each statement tagged for its timer line.
+pub fn script(workloads: &[Workload], rounds: usize, jsbox: &str, sqlite_js: Option<&str>, seed: &Path) -> String {
+    let mut s = setup(jsbox, sqlite_js, seed);
     s.push_str(".timer on\n");
     for _ in 0..rounds {
         for w in workloads {
-            for (engine, sql) in [("jsbox", Some(&w.jsbox)), ("sqlite-js", w.sqlite_js.as_ref()), ("plain", w.plain.as_ref())] {
-                if let Some(sql) = sql {
-                    writeln!(s, ".print {TAG}{}/{engine}\n{sql}", w.id).unwrap();
-                }
+            for (engine, sql) in w.engines() {
+                writeln!(s, ".print {TAG}{}/{engine}\n{sql}", w.id).unwrap();
             }
         }
     }
     s
+}
+
+impl Workload {
+    /// The engines this workload runs on, with their SQL.
+    pub fn engines(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        [("jsbox", Some(&self.jsbox)), ("sqlite-js", self.sqlite_js.as_ref()), ("plain", self.plain.as_ref())]
+            .into_iter()
+            .filter_map(|(engine, sql)| sql.map(|sql| (engine, sql)))
+    }
 }
