@@ -3,7 +3,7 @@
 //! [`InstancePre`] with the WASI imports linked, and the epoch ticker thread that enforces time
 //! limits for every connection.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::Duration;
@@ -106,37 +106,64 @@ fn initial_seed() -> u64 {
     hasher.finish()
 }
 
-/// The single thread that advances the engine's epoch while any call is running, and sleeps
-/// (parked) while none is, so that an idle process with jsbox loaded does not wake up.
+/// The single thread that advances the engine's epoch while calls are running. After a second
+/// without any call it parks, so that an idle process with jsbox loaded does not wake up; it is
+/// woken (one syscall) only then, not on every call of a busy statement.
 pub struct Ticker {
-    active: Arc<AtomicUsize>,
+    state: Arc<TickerState>,
     thread: Thread,
 }
+
+struct TickerState {
+    /// Calls in the sandbox right now.
+    active: AtomicUsize,
+    /// Set while the ticker thread is (about to be) parked.
+    parked: AtomicBool,
+}
+
+/// Ticks without any call before the ticker parks.
+const IDLE_TICKS_BEFORE_PARKING: u32 = 100;
 
 /// Keeps the ticker running while a call is in the sandbox.
 pub struct TickerGuard<'a>(&'a Ticker);
 
 impl Ticker {
     fn start(engine: Engine) -> Self {
-        let active = Arc::new(AtomicUsize::new(0));
-        let running = Arc::clone(&active);
+        let state = Arc::new(TickerState { active: AtomicUsize::new(0), parked: AtomicBool::new(false) });
+        let shared = Arc::clone(&state);
         let handle = thread::Builder::new()
             .name("jsbox-epoch".into())
-            .spawn(move || loop {
-                if running.load(Ordering::Acquire) == 0 {
-                    thread::park();
-                    continue;
+            .spawn(move || {
+                let mut idle_ticks = 0;
+                loop {
+                    if shared.active.load(Ordering::SeqCst) > 0 {
+                        idle_ticks = 0;
+                    } else {
+                        idle_ticks += 1;
+                    }
+                    if idle_ticks > IDLE_TICKS_BEFORE_PARKING {
+                        // Announce the park before re-checking, so that a call entering now
+                        // either is seen here or sees `parked` and unparks us.
+                        shared.parked.store(true, Ordering::SeqCst);
+                        if shared.active.load(Ordering::SeqCst) == 0 {
+                            thread::park();
+                        }
+                        shared.parked.store(false, Ordering::SeqCst);
+                        idle_ticks = 0;
+                        continue;
+                    }
+                    thread::sleep(TICK);
+                    engine.increment_epoch();
                 }
-                thread::sleep(TICK);
-                engine.increment_epoch();
             })
             .expect("spawning the jsbox epoch thread");
-        Ticker { active, thread: handle.thread().clone() }
+        Ticker { state, thread: handle.thread().clone() }
     }
 
     /// Marks a call as running until the guard is dropped.
     pub fn enter(&self) -> TickerGuard<'_> {
-        if self.active.fetch_add(1, Ordering::AcqRel) == 0 {
+        self.state.active.fetch_add(1, Ordering::SeqCst);
+        if self.state.parked.load(Ordering::SeqCst) {
             self.thread.unpark();
         }
         TickerGuard(self)
@@ -151,6 +178,6 @@ impl Ticker {
 
 impl Drop for TickerGuard<'_> {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        self.0.state.active.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -43,6 +43,8 @@ CREATE TEMP TRIGGER IF NOT EXISTS js_plugins_deleted AFTER DELETE ON main.js_plu
 struct Row {
     kind: PluginKind,
     source: Arc<str>,
+    /// `plugin::source_hash(kind, source)`, computed once when the row is read.
+    hash: u64,
     n_args: i32,
 }
 
@@ -89,7 +91,7 @@ impl Registry {
                 )));
             }
         }
-        let hash = plugin::source_hash(row.kind, &row.source);
+        let hash = row.hash;
         if let Some(compiled) = self.compiled.get(&hash) {
             return Ok(Arc::clone(compiled));
         }
@@ -162,7 +164,8 @@ fn read_rows(conn: &Connection) -> Result<HashMap<String, Row>, CallError> {
         let source = source.map_err(|e| CallError::InvalidUtf8 { what: "the plugin source", offset: e.utf8_error().valid_up_to() })?;
         let kind = PluginKind::parse(&kind)
             .ok_or_else(|| CallError::Plugin(format!("{name}: unknown kind {kind:?}")))?;
-        plugins.insert(name, Row { kind, source: source.into(), n_args: n_args.unwrap_or(-1) });
+        let hash = plugin::source_hash(kind, &source);
+        plugins.insert(name, Row { kind, source: source.into(), hash, n_args: n_args.unwrap_or(-1) });
     }
     Ok(plugins)
 }
