@@ -34,7 +34,7 @@ fn seed_track_length_matches_glibc_and_native_rust() {
 
 #[test]
 fn fixture_tracks_match_native_rust_per_track() {
-    let conn = open();
+    let conn = open_patient();
     let fixture = tracks_fixture();
     let tracks = tracks(&fixture);
     assert!(tracks.len() >= 3, "the fixture has several tracks");
@@ -128,9 +128,17 @@ fn null_and_empty_scripts() {
     assert_eq!(eval1(&conn, "  // only a comment\n").unwrap(), Value::Null);
 }
 
+/// A connection whose calls may take long: the big-input tests must not depend on the machine's
+/// speed or load (the default 1 s limit is checked by its own test).
+fn open_patient() -> rusqlite::Connection {
+    let conn = open();
+    conn.query_row("SELECT js_config('time_limit_ms', 60000)", [], |_| Ok(())).unwrap();
+    conn
+}
+
 #[test]
 fn a_ten_megabyte_geojson_input() {
-    let conn = open();
+    let conn = open_patient();
     let fixture: serde_json::Value = serde_json::from_str(&tracks_fixture()).unwrap();
     let features = fixture["features"].as_array().unwrap();
     let mut big = fixture.clone();
@@ -146,7 +154,7 @@ fn a_ten_megabyte_geojson_input() {
 
 #[test]
 fn a_json_input_beyond_the_memory_limit_is_refused_clearly() {
-    let conn = open();
+    let conn = open_patient();
     // ~10 MB of small arrays: more JS objects than 64 MiB holds.
     let item = r#"{"id":1234567,"tags":["x","y","z"],"pos":[151.2,-33.8]}"#;
     let json = format!("[{}]", vec![item; 10_000_000 / item.len()].join(","));
@@ -261,4 +269,30 @@ fn threads_with_their_own_connections() {
     for h in handles {
         h.join().unwrap();
     }
+}
+
+#[test]
+fn limits_are_set_per_connection_with_js_config() {
+    let conn = open();
+    let config: String = conn.query_row("SELECT js_config()", [], |r| r.get(0)).unwrap();
+    assert_eq!(config, r#"{"memory_limit_mb":64,"time_limit_ms":1000}"#);
+    assert_eq!(conn.query_row("SELECT js_config('time_limit_ms', 100)", [], |r| r.get::<_, i64>(0)).unwrap(), 100);
+    assert_eq!(conn.query_row("SELECT js_config('time_limit_ms')", [], |r| r.get::<_, i64>(0)).unwrap(), 100);
+    let started = std::time::Instant::now();
+    assert_eq!(eval_error(&conn, "for (;;) {}", Value::Null), "js_eval: time limit of 100 ms exceeded");
+    assert!(started.elapsed() < std::time::Duration::from_millis(900), "{:?}", started.elapsed());
+    conn.query_row("SELECT js_config('memory_limit_mb', 16)", [], |_| Ok(())).unwrap();
+    assert_eq!(eval_error(&conn, "new ArrayBuffer(20 * 1024 * 1024)", Value::Null), "js_eval: memory limit of 16 MiB exceeded");
+    assert_eq!(eval1(&conn, "new ArrayBuffer(8 * 1024 * 1024).byteLength").unwrap(), Value::Integer(8 << 20));
+    let debug: String = conn.query_row("SELECT js_debug()", [], |r| r.get(0)).unwrap();
+    assert!(debug.contains(r#""memory_limit_mb":16"#) && debug.contains(r#""time_limit_ms":100"#), "{debug}");
+    // Other connections keep their own limits.
+    assert_eq!(open().query_row("SELECT js_config()", [], |r| r.get::<_, String>(0)).unwrap(), config);
+    // Out of range, unknown, or mistyped settings are refused.
+    let err = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, Value>(0)).unwrap_err().to_string();
+    assert_eq!(err("SELECT js_config('time_limit_ms', 0)"), "js_config: time_limit_ms must be between 10 and 3600000 ms, not 0");
+    assert_eq!(err("SELECT js_config('memory_limit_mb', 100000)"), "js_config: memory_limit_mb must be between 8 and 4096 MiB, not 100000");
+    assert_eq!(err("SELECT js_config('stack', 1)"), "js_config: unknown setting \"stack\"; settings: memory_limit_mb, time_limit_ms");
+    assert_eq!(err("SELECT js_config('time_limit_ms', '5s')"), "js_config: the setting's value must be INTEGER, not TEXT");
+    assert_usable(&conn);
 }

@@ -27,6 +27,9 @@ pub enum CallError {
     /// The script is unusable as given (e.g. it holds a NUL character).
     #[error("{0}")]
     Script(String),
+    /// A `js_config` setting is unknown or out of range.
+    #[error("{0}")]
+    Config(String),
     /// A stored plugin is missing, misdeclared or unusable as asked.
     #[error("{0}")]
     Plugin(String),

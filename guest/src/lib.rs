@@ -186,3 +186,15 @@ pub(crate) fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Value<'js
         )),
     }
 }
+
+/// Makes the module a WASI reactor: wasm-ld then exports functions as they are, instead of
+/// wrapping each one (as for a command) with libc's destructors, which flushed stdio after every
+/// call. Wizer runs it once, before `wizer-initialize`, and drops it from the snapshot.
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    extern "C" {
+        fn __wasm_call_ctors();
+    }
+    // SAFETY: the linker-generated constructor list, run once as a reactor's `_initialize` does.
+    unsafe { __wasm_call_ctors() }
+}

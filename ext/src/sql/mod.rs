@@ -4,9 +4,11 @@
 //! |---|---|
 //! | `js_eval(script)`, `js_eval(script, json)` | [`eval`] |
 //! | `js_version()`, `js_debug()` | [`info`] |
+//! | `js_config()`, `js_config(name)`, `js_config(name, value)` | [`config`] |
 //! | `js_plugins_init()`, `js_plugins_reload()`, `js_call(name, ...)`, `js_agg(name, ...)`, one function per stored plugin | [`plugins`] |
 
 mod args;
+mod config;
 mod eval;
 mod info;
 pub mod plugins;
@@ -36,6 +38,13 @@ impl Session {
         *self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Changes the limits for calls and groups that start from now on; the connection's kept
+    /// scalar worlds are dropped so that they are recreated under the new limits.
+    pub fn update_limits(&self, update: impl FnOnce(&mut Limits)) {
+        update(&mut self.limits.lock().unwrap_or_else(|e| e.into_inner()));
+        self.plugins.lock().unwrap_or_else(|e| e.into_inner()).forget_worlds();
+    }
+
     pub fn set_last_console(&self, console: String) {
         *self.last_console.lock().unwrap_or_else(|e| e.into_inner()) = console;
     }
@@ -45,6 +54,7 @@ impl Session {
 pub fn register(db: &Connection) -> rusqlite::Result<()> {
     let session = Arc::new(Session::default());
     eval::register(db, &session)?;
+    config::register(db, &session)?;
     info::register(db, &session)?;
     plugins::register(db, &session)?;
     Ok(())

@@ -64,6 +64,11 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Drops the kept scalar worlds (after the limits changed).
+    pub fn forget_worlds(&mut self) {
+        self.scalar_worlds.clear();
+    }
+
     /// Re-reads `js_plugins` if anything may have changed since the last read.
     fn refresh(&mut self, conn: &Connection, session: &Session) -> Result<(), CallError> {
         let seen = (session.plugin_changes.load(Ordering::Acquire), data_version(conn));
