@@ -3,8 +3,7 @@
 //! (QuickJS in wasm uses musl's libm, which differs from glibc's in last bits, amplified by the
 //! seed formula's acos near 1).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use jsbox_bench::sql;
 use jsbox_tests::*;
@@ -12,16 +11,7 @@ use jsbox_tests::*;
 /// Runs the benchmark setup plus `query` on `db` in the sqlite3 shell; returns the numbers of
 /// the query's result row.
 fn numbers(db: &std::path::Path, setup: &str, query: &str) -> Vec<f64> {
-    let mut child = Command::new("/usr/bin/sqlite3")
-        .current_dir(repo_root())
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{setup}\n.print @@result\n{query}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = jsbox_bench::run_sqlite3(db, &format!("{setup}\n.print @@result\n{query}\n"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{query}: {}", String::from_utf8_lossy(&out.stderr));
     let row = stdout.split("@@result\n").nth(1).unwrap().trim();

@@ -53,17 +53,7 @@ fn sqlite3_shell_reports_errors_and_keeps_console_off_stdout() {
 fn sqlite3_shell_runs_the_demo() {
     let demo = std::fs::read_to_string(repo_root().join("sql/demo.sql")).unwrap();
     let demo = demo.replace(".load ./target/release/libjsbox", &format!(".load {}", extension_path()));
-    let mut child = Command::new("/usr/bin/sqlite3")
-        .current_dir(repo_root())
-        .arg(":memory:")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(demo.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = jsbox_bench::run_sqlite3(std::path::Path::new(":memory:"), &demo);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
     // One row per track with JS and SQL lengths and their relative difference.

@@ -3,3 +3,22 @@
 //! does.
 
 pub mod sql;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `script` (SQL and dot-commands) through `/usr/bin/sqlite3` on `db`, from the
+/// repository's root (so that `readfile('sql/...')` resolves).
+pub fn run_sqlite3(db: &Path, script: &str) -> Output {
+    let mut child = Command::new("/usr/bin/sqlite3")
+        .current_dir(sql::repo())
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running /usr/bin/sqlite3");
+    child.stdin.take().expect("piped stdin").write_all(script.as_bytes()).expect("writing the script");
+    child.wait_with_output().expect("waiting for sqlite3")
+}

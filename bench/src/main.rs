@@ -88,19 +88,7 @@ fn ensure_data(dir: &Path, rows: u64) -> PathBuf {
 
 /// Runs the script in one sqlite3 process; returns, per statement tag, the wall times.
 fn run_shell(db: &Path, script: &str) -> HashMap<String, Vec<Duration>> {
-    let mut child = Command::new("/usr/bin/sqlite3")
-        .current_dir(repo())
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = jsbox_bench::run_sqlite3(db, script);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && out.stderr.is_empty(), "bench script failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut timings: HashMap<String, Vec<Duration>> = HashMap::new();
