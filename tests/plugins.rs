@@ -314,8 +314,16 @@ fn broken_plugins_are_reported_with_their_name() {
         plain.execute_batch(&std::fs::read_to_string(repo_root().join("sql/schema.sql")).unwrap()).unwrap();
         plain.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('oops', 'scalar', 'function main() { return }}')", []).unwrap();
     }
+    {
+        // A row whose name would shadow a built-in, stored without jsbox: loading still works.
+        let plain = Connection::open(&path).unwrap();
+        plain.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('upper', 'scalar', 'function main() { return 1 }')", []).unwrap();
+    }
     let conn = Connection::open(&path).unwrap();
     load(&conn);
+    assert_eq!(values(&conn, "SELECT upper('x')"), vec![Value::Text("X".into())], "the built-in is untouched");
+    let err = error_of(&conn, "SELECT js_plugins_reload()");
+    assert!(err.starts_with("js_plugins_reload: oops: SyntaxError:"), "{err}");
     let err = error_of(&conn, "SELECT oops()");
     assert!(err.starts_with("oops: SyntaxError:") && err.ends_with("(line 1)"), "{err}");
     assert_usable(&conn);

@@ -215,7 +215,7 @@ pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()>
         let session = Arc::clone(session);
         db.create_scalar_function(name, 0, utf8 | FunctionFlags::SQLITE_DIRECTONLY, move |ctx| {
             let conn = unsafe { ctx.get_connection()? };
-            sync(&conn, &session, create, true).map_err(|e| e.in_function(name))
+            sync(&conn, &session, create, Check::Strict).map_err(|e| e.in_function(name))
         })?;
     }
     let changed = Arc::clone(session);
@@ -231,15 +231,25 @@ pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()>
     })?;
     db.create_aggregate_function("js_agg", -1, utf8, PluginAggregate { session: Arc::clone(session), name: None })?;
     if table_exists(db).unwrap_or(false) {
-        sync(db, session, false, false).map_err(|e| e.in_function("jsbox"))?;
+        // Loading never fails because of a stored plugin: a broken or misnamed one reports its
+        // error when called, or from js_plugins_reload().
+        let _ = sync(db, session, false, Check::Lenient);
     }
     Ok(())
 }
 
+/// How `sync` treats a plugin it cannot register or compile.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Skip it (at load time), without compiling anything.
+    Lenient,
+    /// Compile every plugin and report the first that fails.
+    Strict,
+}
+
 /// Reads `js_plugins` (creating it first if `create`), installs the triggers, and registers a
-/// SQL function per plugin; with `compile_all`, compiles every plugin so that broken ones are
-/// reported now. Returns the number of plugins.
-fn sync(conn: &Connection, session: &Arc<Session>, create: bool, compile_all: bool) -> Result<i64, CallError> {
+/// SQL function per plugin. Returns the number of plugins.
+fn sync(conn: &Connection, session: &Arc<Session>, create: bool, check: Check) -> Result<i64, CallError> {
     if create {
         conn.execute_batch(SCHEMA).map_err(|e| CallError::Plugin(format!("creating js_plugins: {e}")))?;
     }
@@ -253,15 +263,13 @@ fn sync(conn: &Connection, session: &Arc<Session>, create: bool, compile_all: bo
     let mut names: Vec<String> = registry.rows.keys().cloned().collect();
     names.sort();
     for name in &names {
-        let outcome = register_plugin(conn, session, &mut registry, name);
-        let outcome = outcome.and_then(|()| {
-            if compile_all {
-                registry.compiled(name, None, session).map(drop)
-            } else {
-                Ok(())
-            }
-        });
-        outcome.map_err(|e| CallError::Plugin(format!("{name}: {e}")))?;
+        let registered = register_plugin(conn, session, &mut registry, name);
+        if check == Check::Lenient {
+            continue;
+        }
+        registered
+            .and_then(|()| registry.compiled(name, None, session).map(drop))
+            .map_err(|e| CallError::Plugin(format!("{name}: {e}")))?;
     }
     Ok(names.len() as i64)
 }
