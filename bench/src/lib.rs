@@ -3,6 +3,7 @@
 //! does.
 
 pub mod sql;
+pub mod stats;
 
 use std::io::Write;
 use std::path::Path;

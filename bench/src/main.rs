@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jsbox_bench::sql::{self, repo, Workload};
+use jsbox_bench::stats::{loadavg, stat, Stat};
 
 const SQLITE_JS_PACKAGE: &str = "@sqliteai/sqlite-js-linux-x86_64@1.3.3";
 
@@ -125,26 +126,6 @@ fn process_startup(jsbox: &str, sqlite_js: Option<&str>, runs: usize) -> HashMap
         }
     }
     times
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-#[derive(Clone, Copy)]
-struct Stat {
-    median: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-fn stat(samples: &[Duration], per: u64) -> Option<Stat> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut s: Vec<Duration> = samples.iter().map(|d| *d / per as u32).collect();
-    s.sort();
-    Some(Stat { median: s[s.len() / 2], min: s[0], max: s[s.len() - 1] })
 }
 
 fn show(s: Option<Stat>) -> String {

@@ -18,28 +18,12 @@ use std::time::{Duration, Instant};
 
 use jsbox::abi::Input;
 use jsbox::sandbox::{self, Limits};
+use jsbox_bench::stats::{loadavg, stat, Stat};
 
 const ROUNDS: usize = 7;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-/// Median, min and max of per-iteration times over `ROUNDS` rounds of `iters` iterations.
-#[derive(Clone, Copy)]
-struct Stat {
-    median: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-fn stat(mut samples: Vec<Duration>) -> Stat {
-    samples.sort();
-    Stat { median: samples[samples.len() / 2], min: samples[0], max: *samples.last().unwrap() }
 }
 
 /// Runs the workloads round-robin, so that machine noise spreads over all of them alike.
@@ -57,7 +41,7 @@ fn interleaved(workloads: &mut [(&str, usize, Box<dyn FnMut()>)]) -> Vec<Stat> {
             samples[i].push(started.elapsed() / *iters as u32);
         }
     }
-    samples.into_iter().map(stat).collect()
+    samples.iter().map(|s| stat(s, 1).expect("ROUNDS samples")).collect()
 }
 
 fn eval_ok(script: &str, input: Input<'_>) {

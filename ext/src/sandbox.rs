@@ -59,9 +59,12 @@ pub fn eval(limits: Limits, script: &[u8], input: Input<'_>) -> Result<Outcome, 
     let runtime = engine::runtime()?;
     let mut instance = Instance::new(limits)?;
     let seed = runtime.next_seed();
-    let value = instance.run(|guest, store| guest.eval(store, script, input, seed, |bytes| response_to_value(bytes, limits)))??;
-    let console = instance.run(|guest, store| guest.console(store).map(|b| String::from_utf8_lossy(b).into_owned()))?;
-    Ok(Outcome { value, console })
+    let (value, console) = instance.run(|guest, store| {
+        let value = guest.eval(store, script, input, seed, |bytes| response_to_value(bytes, limits))?;
+        let console = guest.console(store).map(|b| String::from_utf8_lossy(b).into_owned())?;
+        Ok((value, console))
+    })?;
+    Ok(Outcome { value: value?, console })
 }
 
 /// The guest's self-description (JSON), from a throwaway instance.

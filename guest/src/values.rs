@@ -5,7 +5,7 @@
 //! BigInt → INTEGER when it fits in 64 bits. Anything else is an error.
 
 use jsbox_abi::{ErrorKind, InputKind, Response};
-use rquickjs::{qjs, ArrayBuffer, BigInt, Ctx, Object, Type, Value};
+use rquickjs::{qjs, ArrayBuffer, BigInt, Ctx, FromJs, Object, Type, Value};
 
 use crate::error::GuestError;
 use crate::json;
@@ -172,7 +172,6 @@ fn bigint_to_i64<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<i64, GuestErr
     })
 }
 
-use rquickjs::FromJs;
 
 /// The bytes of an ArrayBuffer, or of the window a typed array or DataView has on its buffer.
 fn binary_bytes<'a, 'js>(ctx: &Ctx<'js>, value: &'a Value<'js>) -> Option<&'a [u8]> {
