@@ -2,6 +2,8 @@
 //! how a request is written into a guest instance and its response read back. The byte encoding
 //! itself lives in the shared `jsbox-abi` crate.
 
+use std::cell::Cell;
+
 use jsbox_abi::{unpack_ptr_len, InputKind, PluginKind, PluginOp};
 use wasmtime::{Extern, Instance, Memory, Module, ModuleExport, Store, TypedFunc};
 
@@ -83,6 +85,11 @@ impl Input<'_> {
 /// The exports of one live guest instance.
 pub struct Guest {
     memory: Memory,
+    /// Bytes the guest's request buffer holds (its last `jsbox_alloc(len)` made `len + 1`): a
+    /// request that fits, with its NUL, is written in place without crossing into the guest.
+    request_capacity: Cell<usize>,
+    /// Where that buffer is in guest memory.
+    request_at: Cell<usize>,
     alloc: TypedFunc<u32, u32>,
     eval: TypedFunc<(u32, u32, u32, u64), u64>,
     console: TypedFunc<(), u64>,
@@ -118,6 +125,8 @@ impl Guest {
         let plugin_call = func(get(&exports.plugin_call)?)?;
         Ok(Guest {
             memory,
+            request_capacity: Cell::new(0),
+            request_at: Cell::new(0),
             alloc: alloc.typed(&*store)?,
             eval: eval.typed(&*store)?,
             console: console.typed(&*store)?,
@@ -128,16 +137,23 @@ impl Guest {
         })
     }
 
-    /// Allocates the request buffer and lets `write` fill its `len` bytes.
+    /// Lets `write` fill a request of `len` bytes in the guest's request buffer, followed by a
+    /// NUL byte; the buffer is grown (a call into the guest) only when the request does not fit.
     fn write_request<T>(&self, store: &mut Store<T>, len: usize, write: impl FnOnce(&mut [u8])) -> GuestResult<u32> {
         let len32 = u32::try_from(len).map_err(|_| wasmtime::Error::msg("request over 4 GiB"))?;
-        let at = self.alloc.call(&mut *store, len32)? as usize;
+        if len >= self.request_capacity.get() {
+            self.request_at.set(self.alloc.call(&mut *store, len32)? as usize);
+            self.request_capacity.set(len + 1);
+        }
+        let at = self.request_at.get();
         let buf = self
             .memory
             .data_mut(&mut *store)
-            .get_mut(at..at + len)
+            .get_mut(at..at + len + 1)
             .ok_or_else(|| wasmtime::Error::msg("guest request buffer out of bounds"))?;
-        write(buf);
+        let (request, terminator) = buf.split_at_mut(len);
+        write(request);
+        terminator[0] = 0;
         Ok(len32)
     }
 

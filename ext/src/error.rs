@@ -1,6 +1,7 @@
 //! The one error type of the extension. Every message names the SQL function and the cause:
 //! `js_eval: ReferenceError: nosuch is not defined (line 3)`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Why a call into the sandbox, or the preparation of its arguments, failed.
@@ -21,7 +22,7 @@ pub enum CallError {
     #[error("stack overflow: {0}")]
     StackOverflow(String),
     #[error("{what} is not valid UTF-8 (invalid byte at offset {offset})")]
-    InvalidUtf8 { what: &'static str, offset: usize },
+    InvalidUtf8 { what: Cow<'static, str>, offset: usize },
     #[error("{what} must be {expected}, not {got}")]
     ArgumentType { what: &'static str, expected: &'static str, got: &'static str },
     /// The script is unusable as given (e.g. it holds a NUL character).
@@ -75,7 +76,7 @@ mod tests {
     fn messages_name_the_function_and_the_cause() {
         let err = CallError::TimeLimit(1000).in_function("js_eval");
         assert_eq!(err.to_string(), "js_eval: time limit of 1000 ms exceeded");
-        let err = CallError::InvalidUtf8 { what: "the JSON input", offset: 3 }.in_function("js_eval");
+        let err = CallError::InvalidUtf8 { what: "the JSON input".into(), offset: 3 }.in_function("js_eval");
         assert_eq!(err.to_string(), "js_eval: the JSON input is not valid UTF-8 (invalid byte at offset 3)");
     }
 }

@@ -44,6 +44,8 @@ pub struct World {
     instance: Instance,
     /// Encoded arguments of rows not yet sent into the sandbox (aggregates batch their steps).
     pending: Vec<u8>,
+    /// The encoded arguments of a single-row call, reused across calls.
+    row: Vec<u8>,
     pending_rows: u32,
     nargs: u32,
 }
@@ -58,14 +60,17 @@ impl World {
         instance.run(|guest, store| {
             guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits))
         })??;
-        Ok(World { instance, pending: Vec::new(), pending_rows: 0, nargs: 0 })
+        Ok(World { instance, pending: Vec::new(), row: Vec::new(), pending_rows: 0, nargs: 0 })
     }
 
     /// `main(...args)` for one row.
-    pub fn main(&mut self, args: &[ValueRef<'_>]) -> Result<SqlValue, CallError> {
-        let mut encoded = Vec::new();
-        encode_row(args, &mut encoded)?;
-        self.call(PluginOp::Main, 1, args.len() as u32, &encoded)
+    pub fn main<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<SqlValue, CallError> {
+        let nargs = args.len() as u32;
+        let mut row = std::mem::take(&mut self.row);
+        row.clear();
+        let result = encode_row(args, &mut row).and_then(|()| self.call(PluginOp::Main, 1, nargs, &row));
+        self.row = row;
+        result
     }
 
     /// `state = init()`.
@@ -74,40 +79,45 @@ impl World {
     }
 
     /// Queues `state = step(state, ...args)`; rows cross into the sandbox in batches.
-    pub fn step(&mut self, args: &[ValueRef<'_>]) -> Result<(), CallError> {
+    pub fn step<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<(), CallError> {
         self.nargs = args.len() as u32;
         encode_row(args, &mut self.pending)?;
         self.pending_rows += 1;
         if self.pending_rows >= STEP_BATCH_ROWS {
-            self.flush()?;
+            self.send_pending(PluginOp::Step)?;
         }
         Ok(())
     }
 
     /// `state = inverse(state, ...args)` (window functions), after the queued steps.
-    pub fn inverse(&mut self, args: &[ValueRef<'_>]) -> Result<(), CallError> {
-        self.flush()?;
-        let mut encoded = Vec::new();
-        encode_row(args, &mut encoded)?;
-        self.call(PluginOp::Inverse, 1, args.len() as u32, &encoded).map(drop)
+    pub fn inverse<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<(), CallError> {
+        self.send_pending(PluginOp::Step)?;
+        let nargs = args.len() as u32;
+        let mut row = std::mem::take(&mut self.row);
+        row.clear();
+        let result = encode_row(args, &mut row).and_then(|()| self.call(PluginOp::Inverse, 1, nargs, &row));
+        self.row = row;
+        result.map(drop)
     }
 
-    /// `final(state)`, or `value(state)` for a window's current value, after the queued steps.
+    /// `final(state)`, or `value(state)` for a window's current value, after the queued steps,
+    /// which travel with it (one crossing per row of a window).
     pub fn finish(&mut self, op: PluginOp) -> Result<SqlValue, CallError> {
-        self.flush()?;
-        self.call(op, 0, 0, &[])
+        self.send_pending(op)
     }
 
-    fn flush(&mut self) -> Result<(), CallError> {
-        if self.pending_rows == 0 {
-            return Ok(());
+    /// Sends the queued steps with `op`: `Step` runs them, `Final` and `Value` run them and
+    /// then answer.
+    fn send_pending(&mut self, op: PluginOp) -> Result<SqlValue, CallError> {
+        if self.pending_rows == 0 && op == PluginOp::Step {
+            return Ok(SqlValue::Null);
         }
         let rows = std::mem::take(&mut self.pending_rows);
         let pending = std::mem::take(&mut self.pending);
-        let result = self.call(PluginOp::Step, rows, self.nargs, &pending);
+        let result = self.call(op, rows, self.nargs, &pending);
         self.pending = pending;
         self.pending.clear();
-        result.map(drop)
+        result
     }
 
     fn call(&mut self, op: PluginOp, rows: u32, nargs: u32, args: &[u8]) -> Result<SqlValue, CallError> {
@@ -118,15 +128,15 @@ impl World {
 }
 
 /// Encodes one row of SQL arguments.
-fn encode_row(args: &[ValueRef<'_>], out: &mut Vec<u8>) -> Result<(), CallError> {
-    for (i, arg) in args.iter().enumerate() {
-        let arg = match *arg {
+fn encode_row<'a>(args: impl Iterator<Item = ValueRef<'a>>, out: &mut Vec<u8>) -> Result<(), CallError> {
+    for (i, arg) in args.enumerate() {
+        let arg = match arg {
             ValueRef::Null => Arg::Null,
             ValueRef::Integer(n) => Arg::Integer(n),
             ValueRef::Real(f) => Arg::Real(f),
             ValueRef::Blob(b) => Arg::Blob(b),
             ValueRef::Text(t) => Arg::from_text(std::str::from_utf8(t).map_err(|e| CallError::InvalidUtf8 {
-                what: ARG_NAMES.get(i).copied().unwrap_or("an argument"),
+                what: format!("argument {}", i + 1).into(),
                 offset: e.valid_up_to(),
             })?),
         };
@@ -134,7 +144,3 @@ fn encode_row(args: &[ValueRef<'_>], out: &mut Vec<u8>) -> Result<(), CallError>
     }
     Ok(())
 }
-
-const ARG_NAMES: [&str; 8] = [
-    "argument 1", "argument 2", "argument 3", "argument 4", "argument 5", "argument 6", "argument 7", "argument 8",
-];

@@ -46,6 +46,8 @@ const SCRIPT_NAME: &str = "script";
 
 /// Returns a pointer to a buffer of `len` bytes for the next request. The buffer is followed by
 /// a NUL byte, which lets QuickJS's JSON parser read the input in place (it needs a terminator).
+/// It stays where it is until the next `jsbox_alloc`: the host writes later requests that fit
+/// (each followed by its NUL) into it directly, without calling in.
 #[no_mangle]
 pub extern "C" fn jsbox_alloc(len: u32) -> *mut u8 {
     REQUEST.with_borrow_mut(|buf| {
@@ -176,7 +178,9 @@ fn eval<'js>(
 /// Runs the job queue (promise reactions) to completion, and replaces a promise by its outcome:
 /// `(async () => 42)()` returns 42, a rejected promise is an error.
 pub(crate) fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Value<'js>, GuestError> {
-    while ctx.execute_pending_job() {}
+    // SAFETY: a query on the context's own runtime.
+    let runtime = unsafe { rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
+    while unsafe { rquickjs::qjs::JS_IsJobPending(runtime) } && ctx.execute_pending_job() {}
     let Some(promise) = value.as_promise() else { return Ok(value) };
     match promise.result::<Value>() {
         Some(outcome) => outcome.map_err(|e| GuestError::from_js(ctx, e)),

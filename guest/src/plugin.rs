@@ -6,20 +6,24 @@
 //! `init()`, `step(state, ...args)` and `final(state)`; a window also `inverse(state, ...args)`
 //! and, optionally, `value(state)`.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 use jsbox_abi::{Arg, ErrorKind, PluginKind, PluginOp};
-use rquickjs::{qjs, Ctx, Function, Persistent, TypedArray, Value};
+use rquickjs::{qjs, Ctx, Function, TypedArray, Value};
 
 use crate::error::GuestError;
 use crate::json;
 use crate::values::{self, integer_to_js};
 
 thread_local! {
-    /// The loaded plugin's functions, resolved once at load.
-    static FUNCTIONS: RefCell<Vec<(&'static str, Persistent<Function<'static>>)>> = const { RefCell::new(Vec::new()) };
-    /// The aggregate state of the group this instance serves.
-    static STATE: RefCell<Option<Persistent<Value<'static>>>> = const { RefCell::new(None) };
+    /// The loaded plugin's functions, by their index in [`PLUGIN_FUNCTIONS`]: owned references,
+    /// taken once at load and kept for the instance's lifetime, so that a call resolves nothing.
+    static FUNCTIONS: Cell<[Option<qjs::JSValue>; PLUGIN_FUNCTIONS.len()]> =
+        const { Cell::new([None; PLUGIN_FUNCTIONS.len()]) };
+    /// The aggregate state of the group this instance serves (an owned reference).
+    static STATE: Cell<qjs::JSValue> = const { Cell::new(qjs::JS_UNDEFINED) };
+    /// The argument vector of [`RawCall`], kept between calls so that a row allocates nothing.
+    static ARGS: Cell<Vec<qjs::JSValue>> = const { Cell::new(Vec::new()) };
 }
 
 /// Compiles `source`, runs it (so that its functions are defined), checks that it defines what
@@ -74,19 +78,18 @@ fn run_and_check<'js>(ctx: &Ctx<'js>, function: Value<'js>, kind: PluginKind) ->
     if result.is_exception() {
         return Err(GuestError::from_js(ctx, rquickjs::Error::Exception));
     }
-    let mut functions = Vec::new();
-    for name in PLUGIN_FUNCTIONS {
-        if let Some(function) = resolve(ctx, name)? {
-            functions.push((name, Persistent::save(ctx, function)));
-        }
+    let mut functions = [None; PLUGIN_FUNCTIONS.len()];
+    for (slot, name) in functions.iter_mut().zip(PLUGIN_FUNCTIONS) {
+        // SAFETY: an owned reference to a live function, kept until the instance is dropped.
+        *slot = resolve(ctx, name)?.map(|function| unsafe { qjs::JS_DupValue(ctx_ptr, function.as_raw()) });
     }
     let missing: Vec<&str> = kind
         .required_functions()
         .iter()
         .copied()
-        .filter(|name| !functions.iter().any(|(defined, _)| defined == name))
+        .filter(|name| PLUGIN_FUNCTIONS.iter().zip(&functions).any(|(known, f)| known == name && f.is_none()))
         .collect();
-    FUNCTIONS.with_borrow_mut(|slot| *slot = functions);
+    FUNCTIONS.with(|slot| slot.set(functions));
     if missing.is_empty() {
         return Ok(());
     }
@@ -112,18 +115,24 @@ fn resolve<'js>(ctx: &Ctx<'js>, name: &str) -> Result<Option<Function<'js>>, Gue
     Ok(value.into_function())
 }
 
-/// Looks up a function of the loaded plugin.
-fn function_named<'js>(ctx: &Ctx<'js>, name: &str) -> Result<Option<Function<'js>>, GuestError> {
-    FUNCTIONS.with_borrow(|functions| {
-        functions
-            .iter()
-            .find(|(defined, _)| *defined == name)
-            .map(|(_, function)| function.clone().restore(ctx).map_err(|e| GuestError::from_js(ctx, e)))
-            .transpose()
-    })
+/// The loaded plugin's function `name` (a borrowed reference), if it defines one.
+fn function(name: &str) -> Option<qjs::JSValue> {
+    let index = PLUGIN_FUNCTIONS.iter().position(|known| *known == name)?;
+    FUNCTIONS.with(|functions| functions.get()[index])
+}
+
+fn required(name: &str) -> Result<qjs::JSValue, GuestError> {
+    function(name).ok_or_else(|| GuestError::new(ErrorKind::Script, format!("the plugin does not define {name}()")))
 }
 
 /// Runs `op` over `rows` rows of `nargs` encoded arguments each, writing the response to `out`.
+///
+/// `Step` and `Inverse` run their function once per row. `Final` and `Value` first run `step`
+/// over the `rows` rows the host had still queued, so that a window's row costs one crossing.
+/// `Main` takes one row.
+///
+/// Calls go through QuickJS's C API with raw values: this is the per-row path of every plugin,
+/// and rquickjs's argument tuples cost more than the plugin's own work for small functions.
 pub fn call<'js>(
     ctx: &Ctx<'js>,
     op: PluginOp,
@@ -132,76 +141,135 @@ pub fn call<'js>(
     mut args: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), GuestError> {
-    let abi_error = |e: jsbox_abi::DecodeError| GuestError::new(ErrorKind::Abi, e.to_string());
-    let js_error = |e: rquickjs::Error| GuestError::from_js(ctx, e);
-    let function = |name: &str| -> Result<Function<'js>, GuestError> {
-        function_named(ctx, name)?
-            .ok_or_else(|| GuestError::new(ErrorKind::Script, format!("the plugin does not define {name}()")))
+    let mut call = RawCall::new(ctx);
+    let per_row = match op {
+        PluginOp::Main | PluginOp::Init => None,
+        PluginOp::Inverse => Some("inverse"),
+        PluginOp::Step | PluginOp::Final | PluginOp::Value => Some("step"),
     };
-    match op {
-        PluginOp::Main => {
-            let main = function("main")?;
-            let (row, _) = decode_row(ctx, args, nargs).map_err(abi_error)?;
-            let result: Value = main.call((rquickjs::function::Rest(row?),)).map_err(js_error)?;
-            return values::encode_result(ctx, crate::settle(ctx, result)?, out);
-        }
-        PluginOp::Init => {
-            let state: Value = function("init")?.call(()).map_err(js_error)?;
-            set_state(ctx, state);
-        }
-        PluginOp::Step | PluginOp::Inverse => {
-            let name = if op == PluginOp::Step { "step" } else { "inverse" };
-            let update = function(name)?;
-            for _ in 0..rows {
-                let (row, rest) = decode_row(ctx, args, nargs).map_err(abi_error)?;
-                args = rest;
-                let mut call_args = vec![state(ctx)?];
-                call_args.extend(row?);
-                let state: Value = update.call((rquickjs::function::Rest(call_args),)).map_err(js_error)?;
-                set_state(ctx, state);
-            }
-        }
-        PluginOp::Final | PluginOp::Value => {
-            let finish = match (op, function_named(ctx, "value")?) {
-                (PluginOp::Value, Some(value)) => value,
-                _ => function("final")?,
-            };
-            let result: Value = finish.call((state(ctx)?,)).map_err(js_error)?;
-            return values::encode_result(ctx, crate::settle(ctx, result)?, out);
+    if let (Some(name), true) = (per_row, rows > 0) {
+        let update = required(name)?;
+        for _ in 0..rows {
+            call.push(state(ctx));
+            args = call.decode_row(args, nargs)?;
+            set_state(ctx, call.call(update)?);
         }
     }
-    jsbox_abi::Response::Null.encode_into(out);
-    Ok(())
+    match op {
+        PluginOp::Main => {
+            let main = required("main")?;
+            call.decode_row(args, nargs)?;
+            let result = call.call(main)?;
+            values::encode_result(ctx, crate::settle(ctx, result)?, out)
+        }
+        PluginOp::Init => {
+            set_state(ctx, call.call(required("init")?)?);
+            jsbox_abi::Response::Null.encode_into(out);
+            Ok(())
+        }
+        PluginOp::Step | PluginOp::Inverse => {
+            jsbox_abi::Response::Null.encode_into(out);
+            Ok(())
+        }
+        PluginOp::Final | PluginOp::Value => {
+            let finish = match (op, function("value")) {
+                (PluginOp::Value, Some(value)) => value,
+                _ => required("final")?,
+            };
+            call.push(state(ctx));
+            let result = call.call(finish)?;
+            values::encode_result(ctx, crate::settle(ctx, result)?, out)
+        }
+    }
 }
 
-fn state<'js>(ctx: &Ctx<'js>) -> Result<Value<'js>, GuestError> {
-    STATE.with_borrow(|state| match state {
-        Some(state) => state.clone().restore(ctx).map_err(|e| GuestError::from_js(ctx, e)),
-        None => Ok(Value::new_undefined(ctx.clone())),
-    })
+/// A new reference to the aggregate state.
+fn state(ctx: &Ctx<'_>) -> qjs::JSValue {
+    // SAFETY: STATE holds an owned reference (or undefined); duplicating it is always valid.
+    STATE.with(|state| unsafe { qjs::JS_DupValue(ctx.as_raw().as_ptr(), state.get()) })
 }
 
 fn set_state<'js>(ctx: &Ctx<'js>, value: Value<'js>) {
-    STATE.with_borrow_mut(|state| *state = Some(Persistent::save(ctx, value)));
+    let old = STATE.with(|state| state.replace(into_raw(ctx, value)));
+    // SAFETY: STATE owned that reference.
+    unsafe { qjs::JS_FreeValue(ctx.as_raw().as_ptr(), old) };
 }
 
-/// Decodes one row of `nargs` arguments into JS values; returns the rest of the bytes.
-#[allow(clippy::type_complexity)]
-fn decode_row<'a, 'js>(
-    ctx: &Ctx<'js>,
-    mut bytes: &'a [u8],
-    nargs: u32,
-) -> Result<(Result<Vec<Value<'js>>, GuestError>, &'a [u8]), jsbox_abi::DecodeError> {
-    let mut row = Vec::with_capacity(nargs as usize);
-    for _ in 0..nargs {
-        let (arg, rest) = Arg::decode(bytes)?;
-        bytes = rest;
-        match arg_to_js(ctx, arg) {
-            Ok(value) => row.push(value),
-            Err(e) => return Ok((Err(e), bytes)),
+/// Takes a value's reference out of its rquickjs wrapper.
+fn into_raw<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> qjs::JSValue {
+    let raw = value.as_raw();
+    // SAFETY: one more reference for the caller, then the wrapper drops its own.
+    unsafe { qjs::JS_DupValue(ctx.as_raw().as_ptr(), raw) };
+    raw
+}
+
+/// The arguments of one function call as owned raw values; whatever is left is freed on drop,
+/// so an error halfway through decoding a row leaks nothing.
+struct RawCall<'a, 'js> {
+    ctx: &'a Ctx<'js>,
+    args: Vec<qjs::JSValue>,
+}
+
+impl<'a, 'js> RawCall<'a, 'js> {
+    fn new(ctx: &'a Ctx<'js>) -> Self {
+        RawCall { ctx, args: ARGS.take() }
+    }
+
+    /// Adds an owned value.
+    fn push(&mut self, value: qjs::JSValue) {
+        self.args.push(value);
+    }
+
+    /// Decodes one row of `nargs` arguments; returns the rest of the bytes.
+    fn decode_row<'b>(&mut self, mut bytes: &'b [u8], nargs: u32) -> Result<&'b [u8], GuestError> {
+        for _ in 0..nargs {
+            let (arg, rest) = Arg::decode(bytes).map_err(|e| GuestError::new(ErrorKind::Abi, e.to_string()))?;
+            bytes = rest;
+            let value = arg_to_raw(self.ctx, arg)?;
+            self.push(value);
+        }
+        Ok(bytes)
+    }
+
+    /// Calls `function` with the arguments gathered so far, which are consumed.
+    fn call(&mut self, function: qjs::JSValue) -> Result<Value<'js>, GuestError> {
+        let ctx_ptr = self.ctx.as_raw().as_ptr();
+        // SAFETY: `function` is a live function of this context and `args` owned live values.
+        let result = unsafe {
+            let raw = qjs::JS_Call(ctx_ptr, function, qjs::JS_UNDEFINED, self.args.len() as i32, self.args.as_mut_ptr());
+            Value::from_raw(self.ctx.clone(), raw)
+        };
+        self.free_args();
+        if result.is_exception() {
+            return Err(GuestError::from_js(self.ctx, rquickjs::Error::Exception));
+        }
+        Ok(result)
+    }
+
+    fn free_args(&mut self) {
+        let ctx_ptr = self.ctx.as_raw().as_ptr();
+        for value in self.args.drain(..) {
+            // SAFETY: each argument is an owned reference.
+            unsafe { qjs::JS_FreeValue(ctx_ptr, value) };
         }
     }
-    Ok((Ok(row), bytes))
+}
+
+impl Drop for RawCall<'_, '_> {
+    fn drop(&mut self) {
+        self.free_args();
+        ARGS.set(std::mem::take(&mut self.args));
+    }
+}
+
+/// SQL argument → owned JS value; numbers are built in place, the rest by [`arg_to_js`].
+fn arg_to_raw<'js>(ctx: &Ctx<'js>, arg: Arg<'_>) -> Result<qjs::JSValue, GuestError> {
+    match arg {
+        Arg::Null => Ok(qjs::JS_NULL),
+        Arg::Real(f) => Ok(qjs::JS_NewFloat64(f)),
+        Arg::Integer(i) if i32::try_from(i).is_ok() => Ok(qjs::JS_MKVAL(qjs::JS_TAG_INT, i as i32)),
+        other => arg_to_js(ctx, other).map(|value| into_raw(ctx, value)),
+    }
 }
 
 /// SQL argument → JS value: numbers, `null`, a `Uint8Array` for a BLOB, parsed JSON for TEXT

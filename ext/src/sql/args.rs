@@ -22,7 +22,7 @@ pub fn type_name(value: ValueRef<'_>) -> &'static str {
 pub fn utf8<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a [u8], CallError> {
     match std::str::from_utf8(bytes) {
         Ok(_) => Ok(bytes),
-        Err(e) => Err(CallError::InvalidUtf8 { what, offset: e.valid_up_to() }),
+        Err(e) => Err(CallError::InvalidUtf8 { what: what.into(), offset: e.valid_up_to() }),
     }
 }
 

@@ -12,6 +12,7 @@
 //! `js_agg(name, ...)`, and one function per plugin.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
@@ -58,9 +59,40 @@ pub struct Registry {
     registered: HashMap<String, (PluginKind, i32)>,
     /// Scalar plugins keep one JS world per connection, recreated when the source changes or
     /// after an error.
-    scalar_worlds: HashMap<String, (u64, World)>,
+    scalar_worlds: HashMap<String, ScalarWorld, BuildHasherDefault<NameHasher>>,
     /// (change counter, data version) when `rows` was read.
     seen: Option<(u64, u32)>,
+    /// Bumped whenever `rows` is re-read: a scalar world checked in the current generation
+    /// needs no look at `rows` or `compiled` (the per-row path of scalar plugins).
+    generation: u64,
+}
+
+/// FNV-1a, for maps looked up by plugin name on every row: names are short identifiers chosen
+/// by the database's owner, so SipHash's flooding resistance buys nothing and costs the most.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &byte in bytes {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A scalar plugin's kept world.
+struct ScalarWorld {
+    /// The source hash the world was loaded from.
+    source_hash: u64,
+    /// The registry generation in which the world was last found current.
+    generation: u64,
+    world: World,
 }
 
 impl Registry {
@@ -70,14 +102,34 @@ impl Registry {
     }
 
     /// Re-reads `js_plugins` if anything may have changed since the last read.
-    fn refresh(&mut self, conn: &Connection, session: &Session) -> Result<(), CallError> {
-        let seen = (session.plugin_changes.load(Ordering::Acquire), data_version(conn));
+    fn refresh(&mut self, db: Db, session: &Session) -> Result<(), CallError> {
+        let seen = (session.plugin_changes.load(Ordering::Acquire), data_version(db));
         if self.seen == Some(seen) {
             return Ok(());
         }
-        self.rows = read_rows(conn)?;
+        self.rows = read_rows(&db.connection())?;
         self.seen = Some(seen);
+        self.generation += 1;
         Ok(())
+    }
+
+    /// The kept world of scalar plugin `name`, (re)created if its source changed. Called after
+    /// `refresh`.
+    fn scalar_world(&mut self, name: &str, session: &Session) -> Result<&mut World, CallError> {
+        let generation = self.generation;
+        let current = self.scalar_worlds.get(name).is_some_and(|kept| kept.generation == generation);
+        if !current {
+            let compiled = self.compiled(name, Some(PluginKind::Scalar), session)?;
+            match self.scalar_worlds.get_mut(name) {
+                Some(kept) if kept.source_hash == compiled.source_hash => kept.generation = generation,
+                _ => {
+                    let world = World::new(&compiled, session.limits())?;
+                    let kept = ScalarWorld { source_hash: compiled.source_hash, generation, world };
+                    self.scalar_worlds.insert(name.to_owned(), kept);
+                }
+            }
+        }
+        Ok(&mut self.scalar_worlds.get_mut(name).expect("kept above").world)
     }
 
     /// The compiled current version of plugin `name`, checked to be usable as `want`.
@@ -106,17 +158,38 @@ impl Registry {
     }
 }
 
+/// A connection handle captured when a function is registered on it. SQLite calls a function
+/// only on the connection it was registered with, and destroys it before closing that
+/// connection, so the handle is valid whenever the function runs; keeping it spares each call
+/// `Context::get_connection`, which builds a `Connection` wrapper (and its statement cache).
+#[derive(Clone, Copy)]
+struct Db(*mut ffi::sqlite3);
+
+// SAFETY: only used on the thread SQLite calls the function on, under SQLite's own locking.
+unsafe impl Send for Db {}
+
+impl Db {
+    fn of(conn: &Connection) -> Self {
+        // SAFETY: the handle is only read, never closed, through `Db`.
+        Db(unsafe { conn.handle() })
+    }
+
+    /// A non-owning `Connection` for running SQL (never closes the handle).
+    fn connection(self) -> Connection {
+        // SAFETY: a live handle (see above); `from_handle` does not take ownership.
+        unsafe { Connection::from_handle(self.0) }.expect("a non-null connection handle")
+    }
+}
+
 /// A number that changes whenever the main database's content changes, through this connection
 /// or another: `SQLITE_FCNTL_DATA_VERSION`, one C call and no SQL. The pager refreshes that
 /// number when a transaction starts; in a statement that has not read the database (no
 /// transaction open), ask `PRAGMA data_version`, which opens one to look.
-fn data_version(conn: &Connection) -> u32 {
+fn data_version(db: Db) -> u32 {
     // SAFETY: a valid connection handle and a NUL-terminated schema name.
-    let txn = unsafe { ffi::sqlite3_txn_state(conn.handle(), c"main".as_ptr()) };
+    let txn = unsafe { ffi::sqlite3_txn_state(db.0, c"main".as_ptr()) };
     if txn == ffi::SQLITE_TXN_NONE {
-        let pragma = conn
-            .prepare_cached("PRAGMA main.data_version")
-            .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0)));
+        let pragma = db.connection().query_row("PRAGMA main.data_version", [], |r| r.get::<_, i64>(0));
         if let Ok(version) = pragma {
             // Offset so that it never collides with a pager version seen inside transactions.
             return (version as u32).wrapping_mul(2).wrapping_add(1);
@@ -125,12 +198,7 @@ fn data_version(conn: &Connection) -> u32 {
     let mut version: u32 = 0;
     // SAFETY: a valid connection handle, a documented opcode and a u32 out-parameter.
     unsafe {
-        ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            ffi::SQLITE_FCNTL_DATA_VERSION,
-            (&mut version as *mut u32).cast(),
-        );
+        ffi::sqlite3_file_control(db.0, c"main".as_ptr(), ffi::SQLITE_FCNTL_DATA_VERSION, (&mut version as *mut u32).cast());
     }
     version.wrapping_mul(2)
 }
@@ -166,7 +234,7 @@ fn read_rows(conn: &Connection) -> Result<HashMap<String, Row>, CallError> {
     let mut plugins = HashMap::new();
     for row in rows {
         let (name, kind, source, n_args) = row.map_err(sql_error)?;
-        let source = source.map_err(|e| CallError::InvalidUtf8 { what: "the plugin source", offset: e.utf8_error().valid_up_to() })?;
+        let source = source.map_err(|e| CallError::InvalidUtf8 { what: "the plugin source".into(), offset: e.utf8_error().valid_up_to() })?;
         let kind = PluginKind::parse(&kind)
             .ok_or_else(|| CallError::Plugin(format!("{name}: unknown kind {kind:?}")))?;
         let hash = plugin::source_hash(kind, &source);
@@ -225,9 +293,10 @@ pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()>
         plugin_changed(&conn, &changed, name.as_deref()).map_err(|e| e.in_function("js_plugins"))
     })?;
     let call = Arc::clone(session);
+    let handle = Db::of(db);
     db.create_scalar_function("js_call", -1, utf8, move |ctx| {
         let name = plugin_name_argument(ctx).map_err(|e| e.in_function("js_call"))?;
-        call_scalar(&call, ctx, &name, 1).map_err(|e| e.in_function(&name))
+        call_scalar(&call, handle, ctx, &name, 1).map_err(|e| e.in_function(&name))
     })?;
     db.create_aggregate_function("js_agg", -1, utf8, PluginAggregate { session: Arc::clone(session), name: None })?;
     if table_exists(db).unwrap_or(false) {
@@ -259,7 +328,7 @@ fn sync(conn: &Connection, session: &Arc<Session>, create: bool, check: Check) -
     conn.execute_batch(TRIGGERS).map_err(|e| CallError::Plugin(format!("installing triggers: {e}")))?;
     session.plugin_changes.fetch_add(1, Ordering::AcqRel);
     let mut registry = session.registry();
-    registry.refresh(conn, session)?;
+    registry.refresh(Db::of(conn), session)?;
     let mut names: Vec<String> = registry.rows.keys().cloned().collect();
     names.sort();
     for name in &names {
@@ -281,7 +350,7 @@ fn plugin_changed(conn: &Connection, session: &Arc<Session>, name: Option<&str>)
     session.plugin_changes.fetch_add(1, Ordering::AcqRel);
     let Some(name) = name else { return Ok(SqlValue::Null) };
     let mut registry = session.registry();
-    registry.refresh(conn, session)?;
+    registry.refresh(Db::of(conn), session)?;
     let result = register_plugin(conn, session, &mut registry, name)
         .and_then(|()| registry.compiled(name, None, session).map(drop));
     result.map_err(|e| CallError::Plugin(format!("{name}: {e}")))?;
@@ -301,8 +370,9 @@ fn register_plugin(conn: &Connection, session: &Arc<Session>, registry: &mut Reg
         PluginKind::Scalar => {
             let session = Arc::clone(session);
             let fn_name = name.to_owned();
+            let db = Db::of(conn);
             conn.create_scalar_function(name, row.n_args, flags, move |ctx| {
-                call_scalar(&session, ctx, &fn_name, 0).map_err(|e| e.in_function(&fn_name))
+                call_scalar(&session, db, ctx, &fn_name, 0).map_err(|e| e.in_function(&fn_name))
             })
         }
         PluginKind::Aggregate => conn.create_aggregate_function(
@@ -340,23 +410,15 @@ fn plugin_name_argument(ctx: &Context<'_>) -> Result<String, CallError> {
     }
 }
 
-fn arguments<'a>(ctx: &'a Context<'_>, skip: usize) -> Vec<ValueRef<'a>> {
-    (skip..ctx.len()).map(|i| ctx.get_raw(i)).collect()
+fn arguments<'a>(ctx: &'a Context<'_>, skip: usize) -> impl ExactSizeIterator<Item = ValueRef<'a>> {
+    (skip..ctx.len()).map(|i| ctx.get_raw(i))
 }
 
 /// A scalar plugin call, in the connection's world for that plugin.
-fn call_scalar(session: &Arc<Session>, ctx: &Context<'_>, name: &str, skip: usize) -> Result<SqlValue, CallError> {
-    let conn = unsafe { ctx.get_connection() }.map_err(sql_error)?;
+fn call_scalar(session: &Session, db: Db, ctx: &Context<'_>, name: &str, skip: usize) -> Result<SqlValue, CallError> {
     let mut registry = session.registry();
-    registry.refresh(&conn, session)?;
-    let compiled = registry.compiled(name, Some(PluginKind::Scalar), session)?;
-    let stale = registry.scalar_worlds.get(name).is_none_or(|(hash, _)| *hash != compiled.source_hash);
-    if stale {
-        let world = World::new(&compiled, session.limits())?;
-        registry.scalar_worlds.insert(name.to_owned(), (compiled.source_hash, world));
-    }
-    let (_, world) = registry.scalar_worlds.get_mut(name).expect("just inserted");
-    let result = world.main(&arguments(ctx, skip));
+    registry.refresh(db, session)?;
+    let result = registry.scalar_world(name, session)?.main(arguments(ctx, skip));
     if result.is_err() {
         // After an error or a limit, the next call starts from a fresh world.
         registry.scalar_worlds.remove(name);
@@ -381,7 +443,7 @@ impl PluginAggregate {
     fn start(&self, conn: &Connection, name: &str) -> Result<World, CallError> {
         let compiled = {
             let mut registry = self.session.registry();
-            registry.refresh(conn, &self.session)?;
+            registry.refresh(Db::of(conn), &self.session)?;
             registry.compiled(name, Some(PluginKind::Aggregate), &self.session)?
         };
         let mut world = World::new(&compiled, self.session.limits())?;
@@ -406,7 +468,7 @@ impl Aggregate<Group, SqlValue> for PluginAggregate {
     }
 
     fn step(&self, ctx: &mut Context<'_>, group: &mut Group) -> rusqlite::Result<()> {
-        group.world.step(&arguments(ctx, self.skip())).map_err(|e| e.in_function(&group.name))
+        group.world.step(arguments(ctx, self.skip())).map_err(|e| e.in_function(&group.name))
     }
 
     fn finalize(&self, ctx: &mut Context<'_>, group: Option<Group>) -> rusqlite::Result<SqlValue> {
@@ -435,7 +497,7 @@ impl WindowAggregate<Group, SqlValue> for PluginAggregate {
     }
 
     fn inverse(&self, ctx: &mut Context<'_>, group: &mut Group) -> rusqlite::Result<()> {
-        group.world.inverse(&arguments(ctx, self.skip())).map_err(|e| e.in_function(&group.name))
+        group.world.inverse(arguments(ctx, self.skip())).map_err(|e| e.in_function(&group.name))
     }
 }
 
