@@ -120,6 +120,32 @@ fn inputs_of_every_sql_type_become_data() {
     assert_eq!(eval(&conn, "data.length", b"[1,2,3]".to_vec()).unwrap(), Value::Integer(3));
 }
 
+/// The transcoder that builds `data` (serde_json straight into QuickJS values, arrays in one
+/// piece, object keys through an atom cache) against QuickJS's own `JSON.parse` of the same
+/// text, compared by structure: both sides are serialized by the same `JSON.stringify`.
+#[test]
+fn json_input_builds_what_json_parse_builds() {
+    let conn = open();
+    let long_key = "k".repeat(100);
+    let texts = [
+        r#"{"a":[1,[2,{"b":null}],true,false,"s",1.5,-7,2147483648,-2147483649],"k":{},"e":[]}"#.to_owned(),
+        r#"[[[[[]]]],[{"x":[{"x":[{"x":1}]}]}],"\u00e9\n\"",{"0":1,"1":2,"10":3,"a":4}]"#.to_owned(),
+        // The same keys again and again (the cache), then many distinct and a long one.
+        format!("[{}]", (0..500).map(|i| format!(r#"{{"type":"Feature","id":{i},"k{}":{i}}}"#, i % 50)).collect::<Vec<_>>().join(",")),
+        format!(r#"{{"{long_key}":1,"{long_key}x":[{{"{long_key}":2}}]}}"#),
+    ];
+    for text in &texts {
+        let literal = serde_json::to_string(text).unwrap();
+        let script = format!("JSON.stringify(data) === JSON.stringify(JSON.parse({literal})) ? 'same' : JSON.stringify(data)");
+        assert_eq!(eval(&conn, &script, text.as_str()).unwrap(), Value::Text("same".into()), "input {text}");
+    }
+    // A syntax error deep inside arrays and objects releases what was built, and the next call
+    // on the connection is unaffected.
+    let broken = format!("[{}, [1, [2, {{\"a\": [3, oops]}}]]]", texts[0]);
+    assert!(eval(&conn, "data", broken.as_str()).unwrap_err().to_string().contains("invalid JSON"));
+    assert_eq!(eval(&conn, "data.a[1][1].b", texts[0].as_str()).unwrap(), Value::Null);
+}
+
 #[test]
 fn null_and_empty_scripts() {
     let conn = open();

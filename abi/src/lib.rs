@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fnv;
+
 /// Version of the host–guest protocol; the host refuses a guest that reports another one.
 pub const ABI_VERSION: u32 = 2;
 

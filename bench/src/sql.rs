@@ -189,7 +189,7 @@ function final(s) {{ return s.m; }}"
     let len_feature = format!(
         "{DISTANCE_JS}
 function init() {{ return {{ plat: null, plon: null, m: 0 }}; }}
-function step(s, f) {{ const [lon, lat] = f.geometry.coordinates; if (s.plat !== null) s.m += distance(lat, lon, s.plat, s.plon); s.plat = lat; s.plon = lon; return s; }}
+function step(s, f) {{ const c = f.geometry.coordinates; const lat = c[1], lon = c[0]; if (s.plat !== null) s.m += distance(lat, lon, s.plat, s.plon); s.plat = lat; s.plon = lon; return s; }}
 function final(s) {{ return s.m; }}"
     );
     let run = format!(

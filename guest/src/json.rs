@@ -1,27 +1,57 @@
 //! JSON text → QuickJS values with serde_json, without an intermediate tree: the deserializer
-//! drives a visitor that allocates the JS objects directly. This is `js_eval`'s JSON input path
-//! ([`jsbox_abi::InputKind::JsonSerde`]): measured ~25 % faster than QuickJS's own `JSON.parse`
-//! on the seed fixture (`docs/abi.md`, `make bench`).
+//! drives a visitor that allocates the JS values directly. This is `js_eval`'s JSON input path
+//! ([`jsbox_abi::InputKind::JsonSerde`]) and how plugins receive TEXT holding an object or an
+//! array: measured faster than QuickJS's own `JSON.parse` (`docs/performance.md`).
+//!
+//! Values are built through QuickJS's C API, as raw owned references: arrays in one piece from
+//! a shared stack of elements (`JS_NewArrayFrom`), and object keys through a per-instance cache
+//! of atoms, so that the same keys row after row (GeoJSON's `type`, `geometry`, ...) are neither
+//! looked up in QuickJS's atom table nor freed and re-created each time.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt;
 
+use jsbox_abi::fnv::FnvBuildHasher;
 use jsbox_abi::ErrorKind;
-use rquickjs::{qjs, Array, Ctx, Object, Value};
+use rquickjs::{qjs, Ctx, Value};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::error::GuestError;
-use crate::values::integer_to_js;
+use crate::values::MAX_SAFE_INTEGER;
+
+/// Keys the atom cache holds at most, and the longest key it holds: enough for the keys of any
+/// regular data; beyond that, keys are interned per use, as before.
+const MAX_CACHED_KEYS: usize = 4096;
+const MAX_CACHED_KEY_BYTES: usize = 64;
+
+thread_local! {
+    /// Set when building a JS value failed (QuickJS out of memory), as opposed to bad JSON.
+    static JS_FAILED: Cell<bool> = const { Cell::new(false) };
+    /// Elements of the arrays being built, innermost last.
+    static ELEMENTS: RefCell<Vec<qjs::JSValue>> = const { RefCell::new(Vec::new()) };
+    /// Object keys seen before, with the atom that holds a reference for the cache.
+    static KEY_ATOMS: RefCell<HashMap<Box<str>, qjs::JSAtom, FnvBuildHasher>> = RefCell::new(HashMap::default());
+}
 
 /// Parses `input` as JSON into a JS value.
-pub fn transcode<'js>(ctx: &Ctx<'js>, input: &[u8]) -> Result<Value<'js>, GuestError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(input);
+pub fn transcode<'js>(ctx: &Ctx<'js>, input: &str) -> Result<Value<'js>, GuestError> {
+    let raw = transcode_raw(ctx, input)?;
+    // SAFETY: an owned reference of this context.
+    Ok(unsafe { Value::from_raw(ctx.clone(), raw) })
+}
+
+/// Parses `input` as JSON into an owned raw JS value.
+pub fn transcode_raw(ctx: &Ctx<'_>, input: &str) -> Result<qjs::JSValue, GuestError> {
+    let mut deserializer = serde_json::Deserializer::from_str(input);
     // Nesting is bounded by the sandbox's stack instead (a trap the host reports as a stack
     // overflow), as it is for QuickJS's own parser.
     deserializer.disable_recursion_limit();
     JS_FAILED.set(false);
-    JsSeed(ctx)
+    let builder = Builder(ctx.as_raw().as_ptr());
+    builder
         .deserialize(&mut deserializer)
-        .and_then(|value| deserializer.end().map(|()| value))
+        .and_then(|value| deserializer.end().map(|()| value.into_raw()))
         .map_err(|e| {
             if JS_FAILED.get() {
                 GuestError::new(ErrorKind::OutOfMemory, "out of memory")
@@ -31,104 +61,197 @@ pub fn transcode<'js>(ctx: &Ctx<'js>, input: &[u8]) -> Result<Value<'js>, GuestE
         })
 }
 
-thread_local! {
-    /// Set when building a JS value failed (QuickJS out of memory), as opposed to bad JSON.
-    static JS_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// Builds JS values in a context.
+#[derive(Clone, Copy)]
+struct Builder(*mut qjs::JSContext);
+
+/// An owned JS value being built; freed if dropped, which is how a syntax error halfway through
+/// releases what was built so far.
+struct Owned {
+    ctx: *mut qjs::JSContext,
+    value: qjs::JSValue,
 }
 
-struct JsSeed<'a, 'js>(&'a Ctx<'js>);
+impl Owned {
+    fn into_raw(self) -> qjs::JSValue {
+        let value = self.value;
+        std::mem::forget(self);
+        value
+    }
+}
 
-impl<'de, 'js> DeserializeSeed<'de> for JsSeed<'_, 'js> {
-    type Value = Value<'js>;
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: `value` is an owned reference of `ctx`.
+        unsafe { qjs::JS_FreeValue(self.ctx, self.value) };
+    }
+}
+
+impl Builder {
+    fn own(self, value: qjs::JSValue) -> Owned {
+        Owned { ctx: self.0, value }
+    }
+
+    /// Takes a fresh value from QuickJS, which signals failure (out of memory) with an
+    /// exception.
+    fn checked<E: serde::de::Error>(self, value: qjs::JSValue) -> Result<Owned, E> {
+        // SAFETY: a tag check.
+        if unsafe { qjs::JS_IsException(value) } {
+            return Err(js_failure());
+        }
+        Ok(self.own(value))
+    }
+
+    /// The atom of an object key: from the cache (a borrowed reference), or interned now and
+    /// then either cached or returned as owned (`true`: the caller frees it).
+    fn key_atom(self, key: &str) -> (qjs::JSAtom, bool) {
+        if let Some(&atom) = KEY_ATOMS.with_borrow(|atoms| atoms.get(key).copied()).as_ref() {
+            return (atom, false);
+        }
+        // SAFETY: `key` is valid for its length; the atom is owned by the caller or the cache.
+        let atom = unsafe { qjs::JS_NewAtomLen(self.0, key.as_ptr().cast(), key.len() as _) };
+        if atom == qjs::JS_ATOM_NULL as qjs::JSAtom || key.len() > MAX_CACHED_KEY_BYTES {
+            return (atom, true);
+        }
+        KEY_ATOMS.with_borrow_mut(|atoms| {
+            if atoms.len() < MAX_CACHED_KEYS {
+                atoms.insert(key.into(), atom);
+                (atom, false)
+            } else {
+                (atom, true)
+            }
+        })
+    }
+}
+
+/// Records that QuickJS (not the JSON) failed, and makes the deserializer's error.
+fn js_failure<E: serde::de::Error>() -> E {
+    JS_FAILED.set(true);
+    E::custom("out of memory while building the input value")
+}
+
+impl<'de> DeserializeSeed<'de> for Builder {
+    type Value = Owned;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-/// Maps an rquickjs failure (allocation, pending exception) into the deserializer's error type.
-fn js_failure<E: serde::de::Error>(_: rquickjs::Error) -> E {
-    JS_FAILED.set(true);
-    E::custom("out of memory while building the input value")
-}
-
-impl<'de, 'js> Visitor<'de> for JsSeed<'_, 'js> {
-    type Value = Value<'js>;
+impl<'de> Visitor<'de> for Builder {
+    type Value = Owned;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
     fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Value::new_null(self.0.clone()))
+        Ok(self.own(qjs::JS_NULL))
     }
 
     fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
-        Ok(Value::new_bool(self.0.clone(), b))
+        Ok(self.own(if b { qjs::JS_TRUE } else { qjs::JS_FALSE }))
     }
 
     fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Self::Value, E> {
-        integer_to_js(self.0, i).map_err(|e| E::custom(e.message))
+        if let Ok(small) = i32::try_from(i) {
+            return Ok(self.own(qjs::JS_MKVAL(qjs::JS_TAG_INT, small)));
+        }
+        if (i as f64).abs() < MAX_SAFE_INTEGER {
+            return Ok(self.own(qjs::JS_NewFloat64(i as f64)));
+        }
+        // Beyond 2^53 a double would silently round: a BigInt, as `values::integer_to_js` makes.
+        // SAFETY: a new value of this context.
+        self.checked(unsafe { qjs::JS_NewBigInt64(self.0, i) })
     }
 
     fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Self::Value, E> {
         match i64::try_from(u) {
             Ok(i) => self.visit_i64(i),
-            Err(_) => Ok(Value::new_number(self.0.clone(), u as f64)),
+            Err(_) => Ok(self.own(qjs::JS_NewFloat64(u as f64))),
         }
     }
 
     fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Self::Value, E> {
-        Ok(Value::new_number(self.0.clone(), f))
+        Ok(self.own(qjs::JS_NewFloat64(f)))
     }
 
     fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        rquickjs::String::from_str(self.0.clone(), s).map(|s| s.into_value()).map_err(js_failure)
+        // SAFETY: `s` is valid UTF-8 for its length.
+        self.checked(unsafe { qjs::JS_NewStringLen(self.0, s.as_ptr().cast(), s.len() as _) })
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let array = Array::new(self.0.clone()).map_err(js_failure)?;
-        let mut index = 0;
-        while let Some(element) = seq.next_element_seed(JsSeed(self.0))? {
-            array.set(index, element).map_err(js_failure)?;
-            index += 1;
+        let frame = ElementFrame::open(self.0);
+        while let Some(element) = seq.next_element_seed(self)? {
+            let raw = element.into_raw();
+            ELEMENTS.with_borrow_mut(|elements| elements.push(raw));
         }
-        Ok(array.into_value())
+        let array = frame.close(|elements| {
+            // SAFETY: `JS_NewArrayFrom` takes ownership of the elements, also when it fails.
+            unsafe { qjs::JS_NewArrayFrom(self.0, elements.len() as _, elements.as_ptr()) }
+        });
+        self.checked(array)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let object = Object::new(self.0.clone()).map_err(js_failure)?;
+        // SAFETY: a new object of this context, owned by `object`.
+        let object = self.checked::<A::Error>(unsafe { qjs::JS_NewObject(self.0) })?;
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let value = map.next_value_seed(JsSeed(self.0))?;
-            define(self.0, &object, &key, value).map_err(js_failure)?;
+            let value = map.next_value_seed(self)?;
+            let (atom, owned_atom) = self.key_atom(&key);
+            if atom == qjs::JS_ATOM_NULL as qjs::JSAtom {
+                return Err(js_failure());
+            }
+            // Defined as an own data property, as `JSON.parse` does: a `"__proto__"` key
+            // becomes a property, never the object's prototype.
+            // SAFETY: `JS_DefinePropertyValue` takes ownership of the value's reference.
+            let status = unsafe {
+                let status = qjs::JS_DefinePropertyValue(self.0, object.value, atom, value.into_raw(), qjs::JS_PROP_C_W_E as _);
+                if owned_atom {
+                    qjs::JS_FreeAtom(self.0, atom);
+                }
+                status
+            };
+            if status < 0 {
+                return Err(js_failure());
+            }
         }
-        Ok(object.into_value())
+        Ok(object)
     }
 }
 
-/// Defines `object[key] = value` as an own data property, as `JSON.parse` does: a `"__proto__"`
-/// key becomes a property, never the object's prototype.
-fn define<'js>(ctx: &Ctx<'js>, object: &Object<'js>, key: &str, value: Value<'js>) -> rquickjs::Result<()> {
-    let ctx_ptr = ctx.as_raw().as_ptr();
-    // SAFETY: `ctx_ptr` is this live context; the atom is freed below; `JS_DefinePropertyValue`
-    // takes ownership of one reference to the value, which `JS_DupValue` creates (the `Value`
-    // drops its own).
-    let status = unsafe {
-        let atom = qjs::JS_NewAtomLen(ctx_ptr, key.as_ptr().cast(), key.len() as _);
-        let status = qjs::JS_DefinePropertyValue(
-            ctx_ptr,
-            object.as_value().as_raw(),
-            atom,
-            qjs::JS_DupValue(ctx_ptr, value.as_raw()),
-            qjs::JS_PROP_C_W_E as _,
-        );
-        qjs::JS_FreeAtom(ctx_ptr, atom);
-        status
-    };
-    if status < 0 {
-        Err(rquickjs::Error::Exception)
-    } else {
-        Ok(())
+/// The elements of one array under construction: those pushed onto [`ELEMENTS`] since `open`.
+/// Dropped without `close` (a syntax error inside the array), it frees them.
+struct ElementFrame {
+    ctx: *mut qjs::JSContext,
+    start: usize,
+}
+
+impl ElementFrame {
+    fn open(ctx: *mut qjs::JSContext) -> Self {
+        ElementFrame { ctx, start: ELEMENTS.with_borrow(Vec::len) }
+    }
+
+    /// Hands this array's elements to `build`, which takes ownership of them.
+    fn close(self, build: impl FnOnce(&[qjs::JSValue]) -> qjs::JSValue) -> qjs::JSValue {
+        let result = ELEMENTS.with_borrow_mut(|elements| {
+            let result = build(&elements[self.start..]);
+            elements.truncate(self.start);
+            result
+        });
+        std::mem::forget(self);
+        result
+    }
+}
+
+impl Drop for ElementFrame {
+    fn drop(&mut self) {
+        let rest = ELEMENTS.with_borrow_mut(|elements| elements.split_off(self.start));
+        for value in rest {
+            // SAFETY: each element is an owned reference.
+            unsafe { qjs::JS_FreeValue(self.ctx, value) };
+        }
     }
 }
 

@@ -268,6 +268,10 @@ fn arg_to_raw<'js>(ctx: &Ctx<'js>, arg: Arg<'_>) -> Result<qjs::JSValue, GuestEr
         Arg::Null => Ok(qjs::JS_NULL),
         Arg::Real(f) => Ok(qjs::JS_NewFloat64(f)),
         Arg::Integer(i) if i32::try_from(i).is_ok() => Ok(qjs::JS_MKVAL(qjs::JS_TAG_INT, i as i32)),
+        Arg::Json(s) => match json::transcode_raw(ctx, s) {
+            Err(e) if e.kind == ErrorKind::InvalidInput => arg_to_js(ctx, Arg::Text(s)).map(|value| into_raw(ctx, value)),
+            parsed => parsed,
+        },
         other => arg_to_js(ctx, other).map(|value| into_raw(ctx, value)),
     }
 }
@@ -283,7 +287,7 @@ fn arg_to_js<'js>(ctx: &Ctx<'js>, arg: Arg<'_>) -> Result<Value<'js>, GuestError
         Arg::Real(f) => Ok(Value::new_number(ctx.clone(), f)),
         Arg::Text(s) => string(s),
         Arg::Blob(b) => TypedArray::<u8>::new_copy(ctx.clone(), b).map(|a| a.into_value()).map_err(js_error),
-        Arg::Json(s) => match json::transcode(ctx, s.as_bytes()) {
+        Arg::Json(s) => match json::transcode(ctx, s) {
             Ok(value) => Ok(value),
             Err(e) if e.kind == ErrorKind::InvalidInput => string(s),
             Err(e) => Err(e),

@@ -11,7 +11,7 @@ use crate::error::GuestError;
 use crate::json;
 
 /// The largest magnitude up to which every integer is exactly representable as an f64.
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
+pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
 
 /// Builds the value a script sees as `data`.
 pub fn input_to_js<'js>(
@@ -28,10 +28,14 @@ pub fn input_to_js<'js>(
         // serde_json refuses a few texts JSON.parse accepts (numbers beyond f64's range, lone
         // surrogates in escapes): on a syntax error, QuickJS's parser decides, and serde_json's
         // message (with line and column) is kept if it refuses too.
-        InputKind::JsonSerde => json::transcode(ctx, input).or_else(|error| match error.kind {
-            ErrorKind::InvalidInput => parse_json_natively(ctx, input).map_err(|_| error),
-            _ => Err(error),
-        }),
+        InputKind::JsonSerde => match std::str::from_utf8(input) {
+            Ok(text) => json::transcode(ctx, text).or_else(|error| match error.kind {
+                ErrorKind::InvalidInput => parse_json_natively(ctx, input).map_err(|_| error),
+                _ => Err(error),
+            }),
+            // The host sends UTF-8 only; should it not, QuickJS's parser says what is wrong.
+            Err(_) => parse_json_natively(ctx, input),
+        },
         InputKind::Real => Ok(Value::new_number(ctx.clone(), f64::from_le_bytes(number(input)?))),
         InputKind::Integer => integer_to_js(ctx, i64::from_le_bytes(number(input)?)),
     }

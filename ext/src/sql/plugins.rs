@@ -12,11 +12,11 @@
 //! `js_agg(name, ...)`, and one function per plugin.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
+use jsbox_abi::fnv::FnvBuildHasher;
 use jsbox_abi::{PluginKind, PluginOp};
 use rusqlite::functions::{Aggregate, Context, FunctionFlags, WindowAggregate};
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -59,31 +59,12 @@ pub struct Registry {
     registered: HashMap<String, (PluginKind, i32)>,
     /// Scalar plugins keep one JS world per connection, recreated when the source changes or
     /// after an error.
-    scalar_worlds: HashMap<String, ScalarWorld, BuildHasherDefault<NameHasher>>,
+    scalar_worlds: HashMap<String, ScalarWorld, FnvBuildHasher>,
     /// (change counter, data version) when `rows` was read.
     seen: Option<(u64, u32)>,
     /// Bumped whenever `rows` is re-read: a scalar world checked in the current generation
     /// needs no look at `rows` or `compiled` (the per-row path of scalar plugins).
     generation: u64,
-}
-
-/// FNV-1a, for maps looked up by plugin name on every row: names are short identifiers chosen
-/// by the database's owner, so SipHash's flooding resistance buys nothing and costs the most.
-#[derive(Default)]
-struct NameHasher(u64);
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &byte in bytes {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// A scalar plugin's kept world.
