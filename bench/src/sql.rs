@@ -19,6 +19,8 @@ pub struct Workload {
     pub unit: &'static str,
     pub goal: &'static str,
     pub per: u64,
+    /// SQL run once, after the common setup and before any round (the growth inputs).
+    pub setup: String,
     pub jsbox: String,
     pub sqlite_js: Option<String>,
     pub plain: Option<String>,
@@ -76,21 +78,17 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
     let fresh = if rows <= 10_000 { 500 } else { 2000 };
     let sjs = |sql: String| with_sqlite_js.then_some(sql);
     let per_track = |f: &str| format!("SELECT count(*), total(l) FROM (SELECT {f} AS l FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid);");
-    vec![
+    let mut all = vec![
         Workload {
             id: "W1",
             title: "seed script on the seed fixture",
             unit: "per call",
             goal: "≤ 1.2× plain SQL",
             per: calls,
-            jsbox: format!("SELECT total(js_eval(s.s, f.j)) FROM generate_series(1, {calls}), seed_script s, fixture f;"),
-            sqlite_js: sjs(format!("SELECT total(sjs_seed(f.j)) FROM generate_series(1, {calls}), fixture f;")),
-            plain: Some(format!(
-                "SELECT total(d) / 140 FROM (SELECT {DISTANCE_SQL} AS d FROM (SELECT lat, lon, lag(lat) OVER w AS plat, lag(lon) OVER w AS plon \
-                 FROM (SELECT g.value AS g, e.key AS k, json_extract(e.value, '$.geometry.coordinates[1]') AS lat, \
-                 json_extract(e.value, '$.geometry.coordinates[0]') AS lon FROM generate_series(1, {calls}) g, fixture f, json_each(f.j, '$.features') e) \
-                 WINDOW w AS (PARTITION BY g ORDER BY k)));"
-            )),
+            setup: String::new(),
+            jsbox: seed_jsbox("fixture", calls),
+            sqlite_js: sjs(seed_sqlite_js("fixture", calls)),
+            plain: Some(seed_plain("fixture", calls)),
         },
         Workload {
             id: "W2a",
@@ -98,6 +96,7 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             unit: "per query",
             goal: "≤ 1.0× sqlite-js",
             per: 1,
+            setup: String::new(),
             jsbox: per_track("bench_len(lat, lon)"),
             sqlite_js: sjs(per_track("sjs_len(lat, lon)")),
             plain: Some(format!("SELECT count(*), total(l) FROM (SELECT total({DISTANCE_SQL}) AS l FROM ({LEGS_SQL}) GROUP BY track_fid);")),
@@ -108,6 +107,7 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             unit: "per query",
             goal: "≤ 0.8× sqlite-js",
             per: 1,
+            setup: String::new(),
             jsbox: per_track("bench_len_feature(feature)"),
             sqlite_js: sjs(per_track("sjs_len_feature(feature)")),
             plain: Some(format!("SELECT count(*), total(l) FROM (SELECT total({DISTANCE_SQL}) AS l FROM ({LEGS_FEATURE_SQL}) GROUP BY track_fid);")),
@@ -118,6 +118,7 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             unit: "per query",
             goal: "≤ 1.0× sqlite-js",
             per: 1,
+            setup: String::new(),
             jsbox: "SELECT total(r) FROM (SELECT bench_run(lat, lon) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM track_points);".into(),
             sqlite_js: sjs("SELECT total(r) FROM (SELECT sjs_run(lat, lon) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM track_points);".into()),
             plain: Some(format!(
@@ -130,6 +131,7 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             unit: "per query",
             goal: "≤ 1.5× sqlite-js",
             per: 1,
+            setup: String::new(),
             jsbox: "SELECT total(bench_affine(lat)) FROM track_points;".into(),
             sqlite_js: sjs("SELECT total(sjs_affine(lat)) FROM track_points;".into()),
             plain: Some("SELECT total(lat * 2 + 1) FROM track_points;".into()),
@@ -140,12 +142,105 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             unit: "per call",
             goal: "≤ 15 µs",
             per: fresh,
+            setup: String::new(),
             jsbox: format!("SELECT count(js_eval('1')) FROM generate_series(1, {fresh});"),
             sqlite_js: None,
             plain: None,
         },
-    ]
+    ];
+    all.extend(growth(rows, with_sqlite_js));
+    all
 }
+
+/// The seed script over the FeatureCollection in `table`, `calls` times: jsbox, sqlite-js and
+/// plain SQL (which sums the same legs with SQLite's JSON and math functions).
+fn seed_jsbox(table: &str, calls: u64) -> String {
+    format!("SELECT total(js_eval(s.s, f.j)) FROM generate_series(1, {calls}), seed_script s, {table} f;")
+}
+
+fn seed_sqlite_js(table: &str, calls: u64) -> String {
+    format!("SELECT total(sjs_seed(f.j)) FROM generate_series(1, {calls}), {table} f;")
+}
+
+fn seed_plain(table: &str, calls: u64) -> String {
+    format!(
+        "SELECT total(d) / 140 FROM (SELECT {DISTANCE_SQL} AS d FROM (SELECT lat, lon, lag(lat) OVER w AS plat, lag(lon) OVER w AS plon \
+         FROM (SELECT g.value AS g, e.key AS k, json_extract(e.value, '$.geometry.coordinates[1]') AS lat, \
+         json_extract(e.value, '$.geometry.coordinates[0]') AS lon FROM generate_series(1, {calls}) g, {table} f, json_each(f.j, '$.features') e) \
+         WINDOW w AS (PARTITION BY g ORDER BY k)));"
+    )
+}
+
+/// Average bytes of one generated GeoJSON point feature (measured on the generated data).
+const FEATURE_BYTES: u64 = 196;
+
+/// W9: how the cost grows with the input. W9a runs W1's script on FeatureCollections of the
+/// generated points from 1 KB to 10 MB (1 MB in a quick run, whose data is smaller); W9b runs
+/// W2b on the first 1 % and 10 % of the rows (W2b itself is the 100 % point; full runs only).
+///
+/// W9a takes the points across tracks (`ORDER BY seq, track_fid`), so that its legs are about a
+/// kilometre long: over the 10 m legs within a track, the seed formula's `acos` near 1 turns
+/// last-bit differences between libms (musl in the sandbox, glibc outside) into relative
+/// differences of ~1e-5 on inputs of a few dozen points.
+pub fn growth(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
+    let sjs = |sql: String| with_sqlite_js.then_some(sql);
+    let mut sizes = vec![1_000u64, 10_000, 100_000, 1_000_000];
+    if rows >= 1_000_000 {
+        sizes.push(10_000_000);
+    }
+    let mut all = Vec::new();
+    for (i, size) in sizes.iter().copied().enumerate() {
+        let table = format!("w9_input_{i}");
+        let features = (size / FEATURE_BYTES).max(1);
+        // About 2 MB of input per round and engine, at least one call.
+        let calls = (2_000_000 / size).clamp(1, 200);
+        all.push(Workload {
+            id: GROWTH_INPUT_IDS[i],
+            title: GROWTH_INPUT_TITLES[i],
+            unit: "per call",
+            goal: "linear, no knee",
+            per: calls,
+            setup: format!(
+                "CREATE TEMP TABLE {table} AS SELECT json_object('type', 'FeatureCollection', 'features', json_group_array(json(feature))) AS j \
+                 FROM (SELECT feature FROM track_points ORDER BY seq, track_fid LIMIT {features});"
+            ),
+            jsbox: seed_jsbox(&table, calls),
+            sqlite_js: sjs(seed_sqlite_js(&table, calls)),
+            plain: Some(seed_plain(&table, calls)),
+        });
+    }
+    // The 10,000-row data of a quick run has too few tracks for a series.
+    let parts: &[u64] = if rows >= 1_000_000 { &[100, 10] } else { &[] };
+    for (i, part) in parts.iter().enumerate() {
+        let tracks = rows / part / 1000;
+        let points = format!("(SELECT * FROM track_points WHERE track_fid < {tracks} ORDER BY track_fid, seq)");
+        let per_track = |f: &str| format!("SELECT count(*), total(l) FROM (SELECT {f} AS l FROM {points} GROUP BY track_fid);");
+        let legs = LEGS_FEATURE_SQL.replace("FROM track_points)", &format!("FROM track_points WHERE track_fid < {tracks})"));
+        all.push(Workload {
+            id: GROWTH_ROWS_IDS[i],
+            title: GROWTH_ROWS_TITLES[i],
+            unit: "per row",
+            goal: "linear, no knee",
+            per: tracks * 1000,
+            setup: String::new(),
+            jsbox: per_track("bench_len_feature(feature)"),
+            sqlite_js: sjs(per_track("sjs_len_feature(feature)")),
+            plain: Some(format!("SELECT count(*), total(l) FROM (SELECT total({DISTANCE_SQL}) AS l FROM ({legs}) GROUP BY track_fid);")),
+        });
+    }
+    all
+}
+
+const GROWTH_INPUT_IDS: [&str; 5] = ["W9a-1KB", "W9a-10KB", "W9a-100KB", "W9a-1MB", "W9a-10MB"];
+const GROWTH_INPUT_TITLES: [&str; 5] = [
+    "growth: W1 script, 1 KB input",
+    "growth: W1 script, 10 KB input",
+    "growth: W1 script, 100 KB input",
+    "growth: W1 script, 1 MB input",
+    "growth: W1 script, 10 MB input",
+];
+const GROWTH_ROWS_IDS: [&str; 2] = ["W9b-1%", "W9b-10%"];
+const GROWTH_ROWS_TITLES: [&str; 2] = ["growth: W2b on 1 % of the rows", "growth: W2b on 10 % of the rows"];
 
 /// sqlite-js's functions for the same workloads (its API: code strings per callback; state in
 /// globals, reset by `final`).
@@ -224,6 +319,8 @@ pub fn setup(jsbox: &str, sqlite_js: Option<&str>, seed: &Path) -> String {
     s.push_str(&jsbox_setup());
     writeln!(s, "CREATE TEMP TABLE fixture AS SELECT CAST(readfile('{}') AS TEXT) AS j;", seed.display()).unwrap();
     s.push_str("CREATE TEMP TABLE seed_script AS SELECT CAST(readfile('sql/seed_cff.js') AS TEXT) AS s;\n");
+    // W9's largest input (10 MB of GeoJSON) needs more than the default 64 MiB and 1 s.
+    s.push_str("SELECT js_config('memory_limit_mb', 1024), js_config('time_limit_ms', 60000);\n");
     s
 }
 
@@ -231,6 +328,10 @@ pub fn setup(jsbox: &str, sqlite_js: Option<&str>, seed: &Path) -> String {
 /// interleaved, each statement tagged for its timer line.
 pub fn script(workloads: &[Workload], rounds: usize, jsbox: &str, sqlite_js: Option<&str>, seed: &Path) -> String {
     let mut s = setup(jsbox, sqlite_js, seed);
+    for w in workloads {
+        s.push_str(&w.setup);
+        s.push('\n');
+    }
     s.push_str(".timer on\n");
     for _ in 0..rounds {
         for w in workloads {
