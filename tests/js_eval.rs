@@ -200,6 +200,29 @@ fn every_call_sees_a_fresh_world() {
     assert_eq!(eval1(&conn, "[1, 2].map(x => x * 2)").unwrap(), Value::Text("[2,4]".into()));
 }
 
+/// A script is compiled once per connection and its bytecode reused, but each call still runs
+/// it in a fresh world; a script that does not compile is reported every time, never cached.
+#[test]
+fn a_script_run_again_reuses_its_bytecode_in_fresh_worlds() {
+    let conn = open();
+    let counter = "globalThis.n = (globalThis.n || 0) + 1; n + (typeof data === 'number' ? data : 0)";
+    let rows = "WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM s WHERE value < 3)";
+    let mut stmt = conn.prepare(&format!("{rows} SELECT js_eval(?1, value) FROM s")).unwrap();
+    let got: Vec<i64> = stmt.query_map([counter], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, [2, 3, 4]);
+    let cached = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("SELECT js_debug() ->> '$.scripts_cached'", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(cached(&conn), 1);
+    for _ in 0..2 {
+        let error = eval_error(&conn, "1 +\n(", Value::Null);
+        assert!(error.starts_with("js_eval: SyntaxError") && error.contains("line 2"), "{error}");
+    }
+    assert_eq!(cached(&conn), 1);
+    // Another connection compiles for itself.
+    assert_eq!(cached(&open()), 0);
+}
+
 #[test]
 fn math_random_differs_between_calls() {
     let conn = open();

@@ -10,7 +10,7 @@
 pub mod fnv;
 
 /// Version of the host–guest protocol; the host refuses a guest that reports another one.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Declares a fieldless enum with explicit discriminants and its `from_raw` decoder, for the
 /// integers that cross the ABI.

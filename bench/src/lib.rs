@@ -2,6 +2,9 @@
 //! which check on 10,000 rows that every workload's jsbox form computes what its plain SQL form
 //! does.
 
+pub mod chart;
+#[cfg(feature = "inproc")]
+pub mod inproc;
 pub mod sql;
 pub mod stats;
 

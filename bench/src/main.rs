@@ -13,13 +13,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use jsbox_bench::inproc::{self, Job};
 use jsbox_bench::sql::{self, repo, Workload};
+use jsbox_bench::chart;
 use jsbox_bench::stats::{loadavg, stat, Stat};
 
 const SQLITE_JS_PACKAGE: &str = "@sqliteai/sqlite-js-linux-x86_64@1.3.3";
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        let job = Job::from_args(&args[1..]).unwrap_or_else(|| panic!("bad child job: {args:?}"));
+        job.run();
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let rows: u64 = if quick { 10_000 } else { 1_000_000 };
     let rounds = if quick { 3 } else { 5 };
     let target = repo().join("target");
@@ -35,9 +43,166 @@ fn main() {
     let script = sql::script(&workloads, rounds, &jsbox, sqlite_js.as_deref(), &seed);
     let timings = run_shell(&db, &script);
     let process = process_startup(&jsbox, sqlite_js.as_deref(), if quick { 10 } else { 20 });
+    let engines = engines(&jsbox, sqlite_js.as_deref());
+    let threads = threads(&db, &engines, rows, rounds);
+    let memory = memory(&db, &engines, &jsbox, sqlite_js.as_deref(), rows);
     let load_after = loadavg();
 
-    report(&workloads, &timings, &process, rows, rounds, &load_before, &load_after, &bench_dir);
+    let mut results = report(&workloads, &timings, &process, rows, rounds, &load_before, &load_after);
+    results["w7_threads"] = threads;
+    results["w8_memory"] = memory;
+    let path = bench_dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    println!("written to {}", path.display());
+    let chart = bench_dir.join("w9-growth.svg");
+    std::fs::write(&chart, growth_chart(&workloads, &timings, rows)).unwrap();
+    println!("W9 chart written to {}", chart.display());
+}
+
+/// The engines of this run, with the extension each loads.
+fn engines(jsbox: &str, sqlite_js: Option<&str>) -> Vec<(&'static str, Option<String>)> {
+    let mut engines = vec![("jsbox", Some(jsbox.to_owned()))];
+    if let Some(sjs) = sqlite_js {
+        engines.push(("sqlite-js", Some(sjs.to_owned())));
+    }
+    engines.push(("plain", None));
+    engines
+}
+
+/// W7: W2b's throughput on two connections in two threads, against one connection, per engine
+/// (plain SQL's figure is what this machine's two cores allow).
+fn threads(db: &Path, engines: &[(&'static str, Option<String>)], rows: u64, rounds: usize) -> serde_json::Value {
+    let tracks = (rows / 1000).min(250);
+    println!();
+    println!("W7 W2b on {tracks} tracks: two connections on two threads vs one connection (goal: jsbox ≥ 1.8× the throughput)");
+    let mut out = serde_json::Map::new();
+    for (engine, extension) in engines {
+        let job = Job::Threads {
+            db: db.display().to_string(),
+            extension: extension.clone(),
+            setup: sql::functions_sql(engine),
+            query: sql::track_lengths_from_features(engine, Some(tracks)),
+            rounds,
+        };
+        let result = job.spawn();
+        let seconds = |key: &str| -> Vec<Duration> {
+            result[key].as_array().unwrap().iter().map(|v| Duration::from_secs_f64(v.as_f64().unwrap())).collect()
+        };
+        let (single, dual) = (stat(&seconds("single_s"), 1).unwrap(), stat(&seconds("dual_s"), 1).unwrap());
+        let scaling = 2.0 * single.median.as_secs_f64() / dual.median.as_secs_f64();
+        println!("  {engine:<10} one connection {:>28}  two threads {:>28}  throughput {scaling:.2}×", show(Some(single)), show(Some(dual)));
+        out.insert(engine.to_string(), serde_json::json!({ "single_s": result["single_s"], "dual_s": result["dual_s"], "throughput_ratio": scaling }));
+    }
+    out.into()
+}
+
+/// W8: resident memory of one sqlite3 shell after W2b, per engine, and of 100 connections that
+/// each ran a call (one process per engine).
+fn memory(db: &Path, engines: &[(&'static str, Option<String>)], jsbox: &str, sqlite_js: Option<&str>, rows: u64) -> serde_json::Value {
+    const CONNECTIONS: usize = 100;
+    println!();
+    println!("W8 resident memory (goals: jsbox ≤ +6 MiB over plain SQL after W2b; ≤ 200 MiB for {CONNECTIONS} connections)");
+    let mut out = serde_json::Map::new();
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let mut plain_after_w2b = None;
+    let mut plain_connections = None;
+    // Plain SQL first: the others are reported against it.
+    for (engine, extension) in engines.iter().rev() {
+        let script = format!(
+            // The shell's own status: `.system` runs `sh -c`, whose parent is the shell.
+            "{}{}\n.print @@status\n.system cat /proc/$PPID/status\n",
+            sql::single_engine_setup(engine, jsbox, sqlite_js),
+            sql::track_lengths_from_features(engine, None)
+        );
+        let output = jsbox_bench::run_sqlite3(db, &script);
+        assert!(output.status.success(), "W8 {engine}: {}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let status = stdout.split("@@status").nth(1).unwrap_or("");
+        let after_w2b = inproc::status_kib(status, "VmRSS:").unwrap_or(0);
+        let peak = inproc::status_kib(status, "VmHWM:").unwrap_or(0);
+        let call = match *engine {
+            "plain" => "SELECT 1 + 1",
+            _ => "SELECT js_eval('1 + 1')",
+        };
+        let many = Job::Connections { extension: extension.clone(), n: CONNECTIONS, query: call.into() }.spawn();
+        let many_kib = many["rss_after_kib"].as_u64().unwrap();
+        let plain_w2b = *plain_after_w2b.get_or_insert(after_w2b);
+        let plain_many = *plain_connections.get_or_insert(many_kib);
+        println!(
+            "  {engine:<10} after W2b ({rows} rows) {:>7.1} MiB (peak {:>7.1}, {:+.1} over plain)   {CONNECTIONS} connections {:>7.1} MiB ({:+.1} over plain)",
+            mib(after_w2b),
+            mib(peak),
+            mib(after_w2b) - mib(plain_w2b),
+            mib(many_kib),
+            mib(many_kib) - mib(plain_many)
+        );
+        out.insert(
+            engine.to_string(),
+            serde_json::json!({
+                "after_w2b_mib": mib(after_w2b), "peak_w2b_mib": mib(peak), "over_plain_after_w2b_mib": mib(after_w2b) - mib(plain_w2b),
+                "connections": CONNECTIONS, "connections_mib": mib(many_kib), "over_plain_connections_mib": mib(many_kib) - mib(plain_many),
+            }),
+        );
+    }
+    out.into()
+}
+
+/// W9's chart: the W1 script's time per call against the input's size, and W2b's time per row
+/// against the rows.
+fn growth_chart(workloads: &[Workload], timings: &HashMap<String, Vec<Duration>>, rows: u64) -> String {
+    let median = |id: &str, engine: &str, per: u64| {
+        stat(timings.get(&format!("{id}/{engine}")).map(Vec::as_slice).unwrap_or(&[]), per).map(|s| s.median.as_secs_f64())
+    };
+    let engine_names = [("jsbox", "jsbox"), ("sqlite-js", "sqlite-js"), ("plain", "plain SQL")];
+    let mut inputs = Vec::new();
+    let mut per_row = Vec::new();
+    for (engine, name) in engine_names {
+        let mut sizes = Vec::new();
+        let mut row_points = Vec::new();
+        for w in workloads {
+            let Some(t) = median(w.id, engine, w.per) else { continue };
+            if let Some(size) = w.id.strip_prefix("W9a-") {
+                sizes.push((nominal_bytes(size), t));
+            } else if w.id.starts_with("W9b-") {
+                row_points.push((w.per as f64, t * w.per as f64));
+            } else if w.id == "W2b" {
+                row_points.push((rows as f64, t));
+            }
+        }
+        row_points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if !sizes.is_empty() {
+            inputs.push(chart::Series { name, points: sizes });
+        }
+        if row_points.len() > 1 {
+            per_row.push(chart::Series { name, points: row_points });
+        }
+    }
+    let mut panels = vec![chart::Panel {
+        title: "W9a: seed script, time per call by input size".into(),
+        x_label: "GeoJSON input (log)",
+        x_tick: chart::bytes,
+        series: inputs,
+    }];
+    if !per_row.is_empty() {
+        panels.push(chart::Panel {
+            title: "W9b: W2b aggregate, time per query by rows".into(),
+            x_label: "rows (log)",
+            x_tick: chart::count,
+            series: per_row,
+        });
+    }
+    chart::svg(&panels)
+}
+
+/// "10KB" → 10,000.
+fn nominal_bytes(label: &str) -> f64 {
+    let (digits, unit) = label.split_at(label.find(|c: char| !c.is_ascii_digit()).unwrap_or(label.len()));
+    let scale = match unit {
+        "KB" => 1e3,
+        "MB" => 1e6,
+        _ => 1.0,
+    };
+    digits.parse::<f64>().unwrap_or(0.0) * scale
 }
 
 /// `npm pack`s sqlite-js into `dir` once; `None` (and a note) when npm cannot.
@@ -148,8 +313,7 @@ fn report(
     rounds: usize,
     load_before: &str,
     load_after: &str,
-    dir: &Path,
-) {
+) -> serde_json::Value {
     println!("jsbox bench: {rows} rows, {rounds} interleaved rounds in one sqlite3 process; load average before {load_before}, after {load_after}");
     println!("{:<58} {:>30} {:>30} {:>30} {:>9} {:>9}  goal", "workload", "jsbox", "sqlite-js", "plain SQL", "/sqlite-js", "/plain");
     let mut json_rows = Vec::new();
@@ -170,10 +334,7 @@ fn report(
     }
     let p = |name: &str| stat(process.get(name).map(Vec::as_slice).unwrap_or(&[]), 1);
     emit("W5 whole process: .load + js_eval('1+1')", "per process", p("jsbox"), p("sqlite-js"), p("bare"), "≤ 2.0× sqlite-js");
-    let results = serde_json::json!({
+    serde_json::json!({
         "rows": rows, "rounds": rounds, "load_before": load_before, "load_after": load_after, "workloads": json_rows,
-    });
-    let path = dir.join("results.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
-    println!("written to {}", path.display());
+    })
 }

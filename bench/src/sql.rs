@@ -108,9 +108,9 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             goal: "≤ 0.8× sqlite-js",
             per: 1,
             setup: String::new(),
-            jsbox: per_track("bench_len_feature(feature)"),
-            sqlite_js: sjs(per_track("sjs_len_feature(feature)")),
-            plain: Some(format!("SELECT count(*), total(l) FROM (SELECT total({DISTANCE_SQL}) AS l FROM ({LEGS_FEATURE_SQL}) GROUP BY track_fid);")),
+            jsbox: track_lengths_from_features("jsbox", None),
+            sqlite_js: sjs(track_lengths_from_features("sqlite-js", None)),
+            plain: Some(track_lengths_from_features("plain", None)),
         },
         Workload {
             id: "W3",
@@ -213,9 +213,6 @@ pub fn growth(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
     let parts: &[u64] = if rows >= 1_000_000 { &[100, 10] } else { &[] };
     for (i, part) in parts.iter().enumerate() {
         let tracks = rows / part / 1000;
-        let points = format!("(SELECT * FROM track_points WHERE track_fid < {tracks} ORDER BY track_fid, seq)");
-        let per_track = |f: &str| format!("SELECT count(*), total(l) FROM (SELECT {f} AS l FROM {points} GROUP BY track_fid);");
-        let legs = LEGS_FEATURE_SQL.replace("FROM track_points)", &format!("FROM track_points WHERE track_fid < {tracks})"));
         all.push(Workload {
             id: GROWTH_ROWS_IDS[i],
             title: GROWTH_ROWS_TITLES[i],
@@ -223,12 +220,48 @@ pub fn growth(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             goal: "linear, no knee",
             per: tracks * 1000,
             setup: String::new(),
-            jsbox: per_track("bench_len_feature(feature)"),
-            sqlite_js: sjs(per_track("sjs_len_feature(feature)")),
-            plain: Some(format!("SELECT count(*), total(l) FROM (SELECT total({DISTANCE_SQL}) AS l FROM ({legs}) GROUP BY track_fid);")),
+            jsbox: track_lengths_from_features("jsbox", Some(tracks)),
+            sqlite_js: sjs(track_lengths_from_features("sqlite-js", Some(tracks))),
+            plain: Some(track_lengths_from_features("plain", Some(tracks))),
         });
     }
     all
+}
+
+/// W2b's query for `engine` ("jsbox", "sqlite-js" or "plain"): the length of every track from
+/// its GeoJSON features, over the first `tracks` tracks or all of them.
+pub fn track_lengths_from_features(engine: &str, tracks: Option<u64>) -> String {
+    let filter = tracks.map(|t| format!(" WHERE track_fid < {t}")).unwrap_or_default();
+    let per_track = |f: &str| {
+        format!("SELECT count(*), total(l) FROM (SELECT {f} AS l FROM (SELECT * FROM track_points{filter} ORDER BY track_fid, seq) GROUP BY track_fid);")
+    };
+    match engine {
+        "jsbox" => per_track("bench_len_feature(feature)"),
+        "sqlite-js" => per_track("sjs_len_feature(feature)"),
+        _ => {
+            let legs = LEGS_FEATURE_SQL.replace("FROM track_points)", &format!("FROM track_points{filter})"));
+            format!("SELECT count(*), total(l) FROM (SELECT total({DISTANCE_SQL}) AS l FROM ({legs}) GROUP BY track_fid);")
+        }
+    }
+}
+
+/// The SQL (no dot-commands) that defines `engine`'s functions on a connection where its
+/// extension is loaded: sqlite-js's per connection; jsbox's are rows of `js_plugins`, stored by
+/// the bench's shell run before.
+pub fn functions_sql(engine: &str) -> String {
+    match engine {
+        "sqlite-js" => sqlite_js_setup(),
+        _ => String::new(),
+    }
+}
+
+/// A shell script's start that loads only `engine`'s extension and defines its functions.
+pub fn single_engine_setup(engine: &str, jsbox: &str, sqlite_js: Option<&str>) -> String {
+    match (engine, sqlite_js) {
+        ("jsbox", _) => format!(".bail on\n.load {jsbox}\n{}", jsbox_setup()),
+        ("sqlite-js", Some(sjs)) => format!(".bail on\n.load {sjs}\n{}", sqlite_js_setup()),
+        _ => ".bail on\n".into(),
+    }
 }
 
 const GROWTH_INPUT_IDS: [&str; 5] = ["W9a-1KB", "W9a-10KB", "W9a-100KB", "W9a-1MB", "W9a-10MB"];

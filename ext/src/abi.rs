@@ -13,6 +13,7 @@ use crate::error::CallError;
 pub struct GuestExports {
     memory: ModuleExport,
     alloc: ModuleExport,
+    script_compile: ModuleExport,
     eval: ModuleExport,
     console: ModuleExport,
     info: ModuleExport,
@@ -31,6 +32,7 @@ impl GuestExports {
         Ok(GuestExports {
             memory: export("memory")?,
             alloc: export("jsbox_alloc")?,
+            script_compile: export("jsbox_script_compile")?,
             eval: export("jsbox_eval")?,
             console: export("jsbox_console")?,
             info: export("jsbox_info")?,
@@ -91,6 +93,7 @@ pub struct Guest {
     /// Where that buffer is in guest memory.
     request_at: Cell<usize>,
     alloc: TypedFunc<u32, u32>,
+    script_compile: TypedFunc<u32, u64>,
     eval: TypedFunc<(u32, u32, u32, u64), u64>,
     console: TypedFunc<(), u64>,
     info: TypedFunc<(), u64>,
@@ -117,6 +120,7 @@ impl Guest {
             ext.into_func().ok_or_else(|| wasmtime::Error::msg("guest export is not a function"))
         };
         let alloc = func(get(&exports.alloc)?)?;
+        let script_compile = func(get(&exports.script_compile)?)?;
         let eval = func(get(&exports.eval)?)?;
         let console = func(get(&exports.console)?)?;
         let info = func(get(&exports.info)?)?;
@@ -128,6 +132,7 @@ impl Guest {
             request_capacity: Cell::new(0),
             request_at: Cell::new(0),
             alloc: alloc.typed(&*store)?,
+            script_compile: script_compile.typed(&*store)?,
             eval: eval.typed(&*store)?,
             console: console.typed(&*store)?,
             info: info.typed(&*store)?,
@@ -157,24 +162,30 @@ impl Guest {
         Ok(len32)
     }
 
-    /// Runs `script` with `input` and hands the encoded response to `read` while the bytes are
-    /// still in guest memory.
+    /// Compiles a script without running it; hands the encoded response (bytecode or syntax
+    /// error) to `read`.
+    pub fn script_compile<T, R>(&self, store: &mut Store<T>, source: &[u8], read: impl FnOnce(&[u8]) -> R) -> GuestResult<R> {
+        self.exchange(store, source, |store, len| self.script_compile.call(store, len), read)
+    }
+
+    /// Runs a compiled script with `input` and hands the encoded response to `read` while the
+    /// bytes are still in guest memory.
     pub fn eval<T, R>(
         &self,
         store: &mut Store<T>,
-        script: &[u8],
+        bytecode: &[u8],
         input: Input<'_>,
         seed: u64,
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
-        self.write_request(store, script.len() + input.len(), |request| {
-            let (script_buf, input_buf) = request.split_at_mut(script.len());
-            script_buf.copy_from_slice(script);
+        self.write_request(store, bytecode.len() + input.len(), |request| {
+            let (code, input_buf) = request.split_at_mut(bytecode.len());
+            code.copy_from_slice(bytecode);
             input.write_to(input_buf);
         })?;
         let packed = self.eval.call(
             &mut *store,
-            (script.len() as u32, input.kind() as u32, input.len() as u32, seed),
+            (bytecode.len() as u32, input.kind() as u32, input.len() as u32, seed),
         )?;
         Ok(read(self.read(store, packed)?))
     }

@@ -7,7 +7,9 @@
 //!
 //! Module map: [`engine`] (process-wide engine, module, epoch ticker) · [`engine_config`] (the
 //! one wasmtime configuration) · [`sandbox`] (one call in a fresh instance, limits, errors) ·
-//! [`plugin`] (stored plugins: compile, worlds, rows into the sandbox) · [`abi`] (host side of the guest ABI) · [`wasi`] (the capability-free WASI imports) ·
+//! [`script_cache`] (js_eval scripts' bytecode per connection) · [`plugin`] (stored plugins:
+//! compile, worlds, rows into the sandbox) · [`abi`] (host side of the guest ABI) · [`wasi`] (the
+//! capability-free WASI imports) ·
 //! [`sql`] (the SQL surface) · [`error`] (the error type).
 
 pub mod abi;
@@ -16,6 +18,7 @@ pub mod engine_config;
 pub mod error;
 pub mod plugin;
 pub mod sandbox;
+pub mod script_cache;
 pub mod sql;
 pub mod wasi;
 

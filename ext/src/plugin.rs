@@ -4,12 +4,12 @@
 
 use std::hash::{Hash, Hasher};
 
-use jsbox_abi::{Arg, PluginKind, PluginOp, Response};
+use jsbox_abi::{Arg, PluginKind, PluginOp};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
 use crate::engine;
 use crate::error::CallError;
-use crate::sandbox::{response_to_value, Instance, Limits};
+use crate::sandbox::{bytecode_response, response_to_value, Instance, Limits};
 
 /// A plugin's source, compiled and checked.
 #[derive(Debug)]
@@ -31,10 +31,7 @@ pub fn source_hash(kind: PluginKind, source: &str) -> u64 {
 pub fn compile(kind: PluginKind, source: &str, limits: Limits) -> Result<CompiledPlugin, CallError> {
     let mut instance = Instance::new(limits)?;
     let bytecode = instance.run(|guest, store| {
-        guest.plugin_compile(store, source.as_bytes(), kind, |bytes| match Response::decode(bytes) {
-            Ok(Response::Blob(bytecode)) => Ok(bytecode.to_vec()),
-            _ => response_to_value(bytes, limits).and_then(|_| Err(CallError::Internal("plugin compiled to no bytecode".into()))),
-        })
+        guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits))
     })??;
     Ok(CompiledPlugin { kind, source_hash: source_hash(kind, source), bytecode })
 }

@@ -52,19 +52,49 @@ pub struct Outcome {
     pub value: SqlValue,
     /// What the script wrote with `console.*` (bounded by the guest).
     pub console: String,
+    /// The script's bytecode, when it was given as source (for the caller to cache).
+    pub bytecode: Option<Vec<u8>>,
 }
 
-/// Evaluates `script` with `data` bound to `input` in a fresh sandbox.
-pub fn eval(limits: Limits, script: &[u8], input: Input<'_>) -> Result<Outcome, CallError> {
+/// A script to evaluate: its source, or the bytecode a previous call compiled it to.
+#[derive(Clone, Copy, Debug)]
+pub enum Script<'a> {
+    Source(&'a [u8]),
+    Bytecode(&'a [u8]),
+}
+
+/// Evaluates `script` with `data` bound to `input` in a fresh sandbox. Source is compiled in
+/// that sandbox first, and its bytecode returned with the outcome.
+pub fn eval(limits: Limits, script: Script<'_>, input: Input<'_>) -> Result<Outcome, CallError> {
     let runtime = engine::runtime()?;
     let mut instance = Instance::new(limits)?;
     let seed = runtime.next_seed();
-    let (value, console) = instance.run(|guest, store| {
-        let value = guest.eval(store, script, input, seed, |bytes| response_to_value(bytes, limits))?;
+    let (value, console, bytecode) = instance.run(|guest, store| {
+        let compiled = match script {
+            Script::Bytecode(_) => None,
+            Script::Source(source) => match guest.script_compile(store, source, |bytes| bytecode_response(bytes, limits))? {
+                Ok(bytecode) => Some(bytecode),
+                Err(error) => return Ok((Err(error), String::new(), None)),
+            },
+        };
+        let code = match (&compiled, script) {
+            (Some(bytecode), _) => bytecode.as_slice(),
+            (None, Script::Bytecode(bytecode)) => bytecode,
+            (None, Script::Source(_)) => unreachable!("source is compiled above"),
+        };
+        let value = guest.eval(store, code, input, seed, |bytes| response_to_value(bytes, limits))?;
         let console = guest.console(store).map(|b| String::from_utf8_lossy(b).into_owned())?;
-        Ok((value, console))
+        Ok((value, console, compiled))
     })?;
-    Ok(Outcome { value: value?, console })
+    Ok(Outcome { value: value?, console, bytecode })
+}
+
+/// The bytecode a compile call responded with, or the error it reports.
+pub fn bytecode_response(bytes: &[u8], limits: Limits) -> Result<Vec<u8>, CallError> {
+    match Response::decode(bytes) {
+        Ok(Response::Blob(bytecode)) => Ok(bytecode.to_vec()),
+        _ => response_to_value(bytes, limits).and_then(|_| Err(CallError::Internal("the script compiled to no bytecode".into()))),
+    }
 }
 
 /// The guest's self-description (JSON), from a throwaway instance.

@@ -4,20 +4,21 @@
 //! time by Wizer (see [`init`]), and exposes the small ABI below to the host. Every call happens in
 //! a fresh instance of the pre-initialized snapshot, so nothing a script does outlives its call.
 //!
-//! # ABI (version 2, mirrored by `ext/src/abi.rs`; documented in `docs/abi.md`)
+//! # ABI (version 3, mirrored by `ext/src/abi.rs`; documented in `docs/abi.md`)
 //!
 //! | export | signature | meaning |
 //! |---|---|---|
 //! | `jsbox_alloc` | `(len: i32) -> i32` | pointer to a request buffer of `len` bytes |
-//! | `jsbox_eval` | `(script_len: i32, input_kind: i32, input_len: i32, seed: i64) -> i64` | evaluate the request, return the response as `ptr << 32 \| len` |
+//! | `jsbox_script_compile` | `(len: i32) -> i64` | compile a script; respond with its bytecode |
+//! | `jsbox_eval` | `(code_len: i32, input_kind: i32, input_len: i32, seed: i64) -> i64` | run compiled script with `data` bound to the input, return the response as `ptr << 32 \| len` |
 //! | `jsbox_plugin_compile` | `(len: i32, kind: i32) -> i64` | compile a plugin's source; respond with its bytecode |
 //! | `jsbox_plugin_load` | `(len: i32, kind: i32, seed: i64) -> i64` | load plugin bytecode into this instance |
 //! | `jsbox_plugin_call` | `(op: i32, rows: i32, nargs: i32, len: i32) -> i64` | call the loaded plugin over encoded rows |
 //! | `jsbox_console` | `() -> i64` | the console output captured during the last call, `ptr << 32 \| len` |
 //! | `jsbox_info` | `() -> i64` | a JSON object describing the guest (QuickJS version, ABI version) |
 //!
-//! The request buffer holds the script's UTF-8 bytes followed by the input bytes, whose meaning
-//! depends on `input_kind` ([`jsbox_abi::InputKind`]). The response is one tagged value
+//! For `jsbox_eval` the request buffer holds the script's bytecode followed by the input bytes,
+//! whose meaning depends on `input_kind` ([`jsbox_abi::InputKind`]). The response is one tagged value
 //! ([`jsbox_abi::Response`]).
 
 mod console;
@@ -25,11 +26,12 @@ mod error;
 mod init;
 mod json;
 mod plugin;
+mod script;
 mod values;
 
 use std::cell::RefCell;
 
-use rquickjs::{context::EvalOptions, Ctx, Value};
+use rquickjs::{Ctx, Value};
 
 use error::GuestError;
 use jsbox_abi::{self as abi, ErrorKind, InputKind, PluginKind, PluginOp, Response};
@@ -57,13 +59,26 @@ pub extern "C" fn jsbox_alloc(len: u32) -> *mut u8 {
     })
 }
 
-/// Evaluates the script in the request buffer with the global `data` bound to the input.
+/// Compiles the script in the request buffer (`len` bytes) without running it; responds with
+/// its QuickJS bytecode as a BLOB, or the syntax error.
 #[no_mangle]
-pub extern "C" fn jsbox_eval(script_len: u32, input_kind: u32, input_len: u32, seed: u64) -> u64 {
+pub extern "C" fn jsbox_script_compile(len: u32) -> u64 {
+    respond(|ctx, request, out| {
+        let mut bytecode = Vec::new();
+        script::compile(ctx, &request[..len as usize], &mut bytecode)?;
+        Response::Blob(&bytecode).encode_into(out);
+        Ok(())
+    })
+}
+
+/// Runs the compiled script in the request buffer (`code_len` bytes of bytecode from
+/// `jsbox_script_compile`, then the input) with the global `data` bound to the input.
+#[no_mangle]
+pub extern "C" fn jsbox_eval(code_len: u32, input_kind: u32, input_len: u32, seed: u64) -> u64 {
     init::reseed_random(seed);
     respond(|ctx, request, out| {
-        let (script, input) = request.split_at(script_len as usize);
-        eval(ctx, script, input_kind, &input[..input_len as usize], out)
+        let (bytecode, input) = request.split_at(code_len as usize);
+        eval(ctx, bytecode, input_kind, &input[..input_len as usize], out)
     })
 }
 
@@ -147,30 +162,20 @@ fn publish(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Binds `data`, runs the script and encodes its value into `out`.
+/// Binds `data`, runs the compiled script and encodes its value into `out`.
 fn eval<'js>(
     ctx: &Ctx<'js>,
-    script: &[u8],
+    bytecode: &[u8],
     input_kind: u32,
     input: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), GuestError> {
     let kind = InputKind::from_raw(input_kind)
         .ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown input kind {input_kind}")))?;
-    // The script is valid UTF-8 (the host checks) but may hold NUL characters, which QuickJS's C
-    // API cannot take: refuse them rather than run a truncated script.
-    if script.contains(&0) {
-        return Err(GuestError::new(ErrorKind::Script, "script contains a NUL character"));
-    }
+    let function = script::read(ctx, bytecode)?;
     let data = values::input_to_js(ctx, kind, input)?;
     ctx.globals().set("data", data).map_err(|e| GuestError::from_js(ctx, e))?;
-    let mut options = EvalOptions::default();
-    options.global = true;
-    options.strict = false;
-    options.filename = Some(SCRIPT_NAME.to_owned());
-    let value: Value = ctx
-        .eval_with_options(script.to_vec(), options)
-        .map_err(|e| GuestError::from_js(ctx, e))?;
+    let value = script::run(ctx, &function)?;
     let value = settle(ctx, value)?;
     values::encode_result(ctx, value, out)
 }

@@ -13,6 +13,7 @@ use rquickjs::{qjs, Ctx, Function, TypedArray, Value};
 
 use crate::error::GuestError;
 use crate::json;
+use crate::script;
 use crate::values::{self, integer_to_js};
 
 thread_local! {
@@ -30,54 +31,19 @@ thread_local! {
 /// `kind` needs, and returns its bytecode for later instances. `source` must be followed by a
 /// NUL byte in memory (the request buffer is).
 pub fn compile(ctx: &Ctx<'_>, source: &[u8], kind: PluginKind, out: &mut Vec<u8>) -> Result<(), GuestError> {
-    let ctx_ptr = ctx.as_raw().as_ptr();
-    let filename = std::ffi::CString::new(crate::SCRIPT_NAME).expect("no NUL");
-    let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
-    // SAFETY: `source` is NUL-terminated; the compiled function is owned below.
-    let function = unsafe {
-        let raw = qjs::JS_Eval(ctx_ptr, source.as_ptr().cast(), source.len() as _, filename.as_ptr(), flags);
-        Value::from_raw(ctx.clone(), raw)
-    };
-    if function.is_exception() {
-        return Err(GuestError::from_js(ctx, rquickjs::Error::Exception));
-    }
-    let mut size = 0;
-    // SAFETY: `function` is a live compiled script; the buffer is freed with `js_free`.
-    unsafe {
-        let bytes = qjs::JS_WriteObject(ctx_ptr, &mut size, function.as_raw(), qjs::JS_WRITE_OBJ_BYTECODE as i32);
-        if bytes.is_null() {
-            return Err(GuestError::from_js(ctx, rquickjs::Error::Exception));
-        }
-        out.extend_from_slice(std::slice::from_raw_parts(bytes, size as usize));
-        qjs::js_free(ctx_ptr, bytes.cast());
-    }
+    let function = script::compile(ctx, source, out)?;
     run_and_check(ctx, function, kind)
 }
 
 /// Loads bytecode made by [`compile`] into this instance.
 pub fn load(ctx: &Ctx<'_>, bytecode: &[u8], kind: PluginKind) -> Result<(), GuestError> {
-    let ctx_ptr = ctx.as_raw().as_ptr();
-    // SAFETY: reading bytes that `JS_WriteObject` of this same QuickJS produced.
-    let function = unsafe {
-        let raw = qjs::JS_ReadObject(ctx_ptr, bytecode.as_ptr(), bytecode.len() as _, qjs::JS_READ_OBJ_BYTECODE as i32);
-        Value::from_raw(ctx.clone(), raw)
-    };
-    if function.is_exception() {
-        return Err(GuestError::from_js(ctx, rquickjs::Error::Exception));
-    }
+    let function = script::read(ctx, bytecode)?;
     run_and_check(ctx, function, kind)
 }
 
 fn run_and_check<'js>(ctx: &Ctx<'js>, function: Value<'js>, kind: PluginKind) -> Result<(), GuestError> {
     let ctx_ptr = ctx.as_raw().as_ptr();
-    // SAFETY: `JS_EvalFunction` takes ownership of one reference, which `JS_DupValue` creates.
-    let result = unsafe {
-        let raw = qjs::JS_EvalFunction(ctx_ptr, qjs::JS_DupValue(ctx_ptr, function.as_raw()));
-        Value::from_raw(ctx.clone(), raw)
-    };
-    if result.is_exception() {
-        return Err(GuestError::from_js(ctx, rquickjs::Error::Exception));
-    }
+    script::run(ctx, &function)?;
     let mut functions = [None; PLUGIN_FUNCTIONS.len()];
     for (slot, name) in functions.iter_mut().zip(PLUGIN_FUNCTIONS) {
         // SAFETY: an owned reference to a live function, kept until the instance is dropped.

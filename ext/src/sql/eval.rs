@@ -1,5 +1,6 @@
 //! `js_eval(script [, json])`: runs `script` in a fresh sandbox with the global `data` bound to
-//! the parsed JSON, and returns the script's value as a SQL value.
+//! the parsed JSON, and returns the script's value as a SQL value. The script is compiled once
+//! per connection (see [`crate::script_cache`]); every call still gets a fresh world.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use rusqlite::Connection;
 use super::{args, Session};
 use crate::abi::Input;
 use crate::error::CallError;
-use crate::sandbox;
+use crate::script_cache::ScriptCache;
 
 const NAME: &str = "js_eval";
 
@@ -31,7 +32,7 @@ fn js_eval(session: &Session, ctx: &Context<'_>) -> Result<SqlValue, CallError> 
         return Ok(SqlValue::Null);
     };
     let input = if ctx.len() > 1 { args::json_input(ctx, 1)? } else { Input::Null };
-    let outcome = sandbox::eval(session.limits(), script, input)?;
+    let outcome = ScriptCache::eval(&session.scripts, session.limits(), script, input)?;
     session.set_last_console(outcome.console);
     Ok(outcome.value)
 }

@@ -53,6 +53,7 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
         "pool_slots": engine::POOL_SLOTS,
         "guest_precompiled_bytes": runtime.guest_bytes(),
         "json_input_parser": "serde_json",
+        "scripts_cached": session.scripts().len(),
         "last_console": last_console,
     });
     Ok(debug.to_string())

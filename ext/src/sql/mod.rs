@@ -14,11 +14,12 @@ mod info;
 pub mod plugins;
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
 use crate::sandbox::Limits;
+use crate::script_cache::ScriptCache;
 
 /// State of one connection, shared by its functions and dropped when the connection closes
 /// (SQLite destroys the functions, which own the last references).
@@ -31,6 +32,8 @@ pub struct Session {
     plugins: Mutex<plugins::Registry>,
     /// Bumped whenever this connection changes `js_plugins` (temporary triggers).
     plugin_changes: AtomicU64,
+    /// Bytecode of the scripts `js_eval` ran on this connection.
+    pub scripts: Mutex<ScriptCache>,
 }
 
 impl Session {
@@ -43,6 +46,10 @@ impl Session {
     pub fn update_limits(&self, update: impl FnOnce(&mut Limits)) {
         update(&mut self.limits.lock().unwrap_or_else(|e| e.into_inner()));
         self.plugins.lock().unwrap_or_else(|e| e.into_inner()).forget_worlds();
+    }
+
+    pub fn scripts(&self) -> MutexGuard<'_, ScriptCache> {
+        self.scripts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn set_last_console(&self, console: String) {
