@@ -60,6 +60,7 @@ impl Runtime {
         // version with `engine_config::sandbox()` (xtask), and are embedded read-only.
         let module = unsafe { Module::deserialize(&engine, GUEST_CWASM) }
             .map_err(internal("loading the precompiled guest"))?;
+        release_pages(GUEST_CWASM);
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(internal("linking WASI"))?;
         let pre = linker.instantiate_pre(&module).map_err(internal("linking the guest"))?;
@@ -76,6 +77,22 @@ impl Runtime {
     /// Size of the embedded precompiled guest, for `js_debug()`.
     pub fn guest_bytes(&self) -> usize {
         GUEST_CWASM.len()
+    }
+}
+
+/// Tells the kernel that this process will not read `bytes` again. For the embedded guest, which
+/// `Module::deserialize` has copied into its own code memory, that drops ~4 MiB of the library's
+/// file pages from the process's resident memory; they are clean, read-only pages of the
+/// library file, so a later read (there is none) would simply fault them back in.
+fn release_pages(bytes: &[u8]) {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let start = (bytes.as_ptr() as usize).next_multiple_of(page);
+    let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
+    if end > start {
+        // SAFETY: whole pages inside `bytes`, a read-only static that nothing writes; advice on
+        // them changes residency, never contents. A failure only means the pages stay.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }
 
