@@ -13,13 +13,15 @@ use wasmtime::{
 };
 
 use crate::abi::GuestExports;
+use crate::code_memory::{InPlaceCode, PageAligned};
 use crate::engine_config;
 use crate::error::CallError;
 use crate::sandbox::HostState;
 use crate::wasi;
 
-/// The guest, Wizer-snapshotted and precompiled by `xtask snapshot` (see `ext/build.rs`).
-static GUEST_CWASM: &[u8] = include_bytes!(env!("JSBOX_GUEST_CWASM"));
+/// The guest, Wizer-snapshotted and precompiled by `xtask snapshot` (see `ext/build.rs`); its
+/// code runs from here ([`crate::code_memory`]).
+static GUEST_CWASM: &PageAligned<[u8]> = &PageAligned(*include_bytes!(env!("JSBOX_GUEST_CWASM")));
 
 /// How often the ticker advances the epoch: the resolution of time limits.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -55,12 +57,22 @@ impl Runtime {
     fn new() -> Result<Self, CallError> {
         let mut config = engine_config::sandbox();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
+        let in_place = InPlaceCode::supported();
+        if in_place {
+            config.with_custom_code_memory(Some(Arc::new(InPlaceCode)));
+        }
         let engine = Engine::new(&config).map_err(internal("creating the engine"))?;
         // SAFETY: the bytes were produced by `Engine::precompile_module` of this same wasmtime
-        // version with `engine_config::sandbox()` (xtask), and are embedded read-only.
-        let module = unsafe { Module::deserialize(&engine, GUEST_CWASM) }
-            .map_err(internal("loading the precompiled guest"))?;
-        release_pages(GUEST_CWASM);
+        // version with `engine_config::sandbox()` (xtask), and are a read-only static that
+        // lives as long as the process.
+        let module = unsafe {
+            if in_place {
+                Module::deserialize_raw(&engine, InPlaceCode::memory(GUEST_CWASM))
+            } else {
+                Module::deserialize(&engine, &GUEST_CWASM.0)
+            }
+        }
+        .map_err(internal("loading the precompiled guest"))?;
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(internal("linking WASI"))?;
         let pre = linker.instantiate_pre(&module).map_err(internal("linking the guest"))?;
@@ -76,23 +88,7 @@ impl Runtime {
 
     /// Size of the embedded precompiled guest, for `js_debug()`.
     pub fn guest_bytes(&self) -> usize {
-        GUEST_CWASM.len()
-    }
-}
-
-/// Tells the kernel that this process will not read `bytes` again. For the embedded guest, which
-/// `Module::deserialize` has copied into its own code memory, that drops ~4 MiB of the library's
-/// file pages from the process's resident memory; they are clean, read-only pages of the
-/// library file, so a later read (there is none) would simply fault them back in.
-fn release_pages(bytes: &[u8]) {
-    // SAFETY: sysconf has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let start = (bytes.as_ptr() as usize).next_multiple_of(page);
-    let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
-    if end > start {
-        // SAFETY: whole pages inside `bytes`, a read-only static that nothing writes; advice on
-        // them changes residency, never contents. A failure only means the pages stay.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        GUEST_CWASM.0.len()
     }
 }
 

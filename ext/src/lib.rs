@@ -5,7 +5,8 @@
 //! the wasmtime engine and the precompiled guest are created on the first call
 //! ([`engine::runtime`]) and shared by every connection of the process.
 //!
-//! Module map: [`engine`] (process-wide engine, module, epoch ticker) · [`engine_config`] (the
+//! Module map: [`engine`] (process-wide engine, module, epoch ticker) · [`code_memory`] (the
+//! guest's code runs from this library's pages) · [`engine_config`] (the
 //! one wasmtime configuration) · [`sandbox`] (one call in a fresh instance, limits, errors) ·
 //! [`script_cache`] (js_eval scripts' bytecode per connection) · [`plugin`] (stored plugins:
 //! compile, worlds, rows into the sandbox) · [`abi`] (host side of the guest ABI) · [`wasi`] (the
@@ -13,6 +14,7 @@
 //! [`sql`] (the SQL surface) · [`error`] (the error type).
 
 pub mod abi;
+pub mod code_memory;
 pub mod engine;
 pub mod engine_config;
 pub mod error;
