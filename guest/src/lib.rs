@@ -183,9 +183,7 @@ fn eval<'js>(
 /// Runs the job queue (promise reactions) to completion, and replaces a promise by its outcome:
 /// `(async () => 42)()` returns 42, a rejected promise is an error.
 pub(crate) fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Value<'js>, GuestError> {
-    // SAFETY: a query on the context's own runtime.
-    let runtime = unsafe { rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
-    while unsafe { rquickjs::qjs::JS_IsJobPending(runtime) } && ctx.execute_pending_job() {}
+    while jobs_pending(ctx) && ctx.execute_pending_job() {}
     let Some(promise) = value.as_promise() else { return Ok(value) };
     match promise.result::<Value>() {
         Some(outcome) => outcome.map_err(|e| GuestError::from_js(ctx, e)),
@@ -194,6 +192,12 @@ pub(crate) fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Value<'js
             "the script returned a Promise that never settles",
         )),
     }
+}
+
+/// Whether promise reactions are waiting to run.
+pub(crate) fn jobs_pending(ctx: &Ctx<'_>) -> bool {
+    // SAFETY: a query on the context's own runtime.
+    unsafe { rquickjs::qjs::JS_IsJobPending(rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) }
 }
 
 /// Makes the module a WASI reactor: wasm-ld then exports functions as they are, instead of

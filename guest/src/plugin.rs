@@ -126,7 +126,7 @@ pub fn call<'js>(
             let main = required("main")?;
             call.decode_row(args, nargs)?;
             let result = call.call(main)?;
-            values::encode_result(ctx, crate::settle(ctx, result)?, out)
+            encode_raw(ctx, result, out)
         }
         PluginOp::Init => {
             set_state(ctx, call.call(required("init")?)?);
@@ -144,9 +144,21 @@ pub fn call<'js>(
             };
             call.push(state(ctx));
             let result = call.call(finish)?;
-            values::encode_result(ctx, crate::settle(ctx, result)?, out)
+            encode_raw(ctx, result, out)
         }
     }
+}
+
+/// Encodes a function's result (an owned raw value): a number directly, anything else (after
+/// settling promises) through [`values::encode_result`].
+fn encode_raw(ctx: &Ctx<'_>, result: qjs::JSValue, out: &mut Vec<u8>) -> Result<(), GuestError> {
+    if !crate::jobs_pending(ctx) && values::encode_number(result, out) {
+        // Numbers hold no reference: nothing to free.
+        return Ok(());
+    }
+    // SAFETY: an owned reference of this context.
+    let value = unsafe { Value::from_raw(ctx.clone(), result) };
+    values::encode_result(ctx, crate::settle(ctx, value)?, out)
 }
 
 /// A new reference to the aggregate state.
@@ -155,8 +167,9 @@ fn state(ctx: &Ctx<'_>) -> qjs::JSValue {
     STATE.with(|state| unsafe { qjs::JS_DupValue(ctx.as_raw().as_ptr(), state.get()) })
 }
 
-fn set_state<'js>(ctx: &Ctx<'js>, value: Value<'js>) {
-    let old = STATE.with(|state| state.replace(into_raw(ctx, value)));
+/// Replaces the aggregate state by `value`, an owned reference.
+fn set_state(ctx: &Ctx<'_>, value: qjs::JSValue) {
+    let old = STATE.with(|state| state.replace(value));
     // SAFETY: STATE owned that reference.
     unsafe { qjs::JS_FreeValue(ctx.as_raw().as_ptr(), old) };
 }
@@ -197,16 +210,15 @@ impl<'a, 'js> RawCall<'a, 'js> {
         Ok(bytes)
     }
 
-    /// Calls `function` with the arguments gathered so far, which are consumed.
-    fn call(&mut self, function: qjs::JSValue) -> Result<Value<'js>, GuestError> {
+    /// Calls `function` with the arguments gathered so far, which are consumed; returns the
+    /// result as an owned raw value.
+    fn call(&mut self, function: qjs::JSValue) -> Result<qjs::JSValue, GuestError> {
         let ctx_ptr = self.ctx.as_raw().as_ptr();
         // SAFETY: `function` is a live function of this context and `args` owned live values.
-        let result = unsafe {
-            let raw = qjs::JS_Call(ctx_ptr, function, qjs::JS_UNDEFINED, self.args.len() as i32, self.args.as_mut_ptr());
-            Value::from_raw(self.ctx.clone(), raw)
-        };
+        let result = unsafe { qjs::JS_Call(ctx_ptr, function, qjs::JS_UNDEFINED, self.args.len() as i32, self.args.as_mut_ptr()) };
         self.free_args();
-        if result.is_exception() {
+        // SAFETY: a tag check.
+        if unsafe { qjs::JS_IsException(result) } {
             return Err(GuestError::from_js(self.ctx, rquickjs::Error::Exception));
         }
         Ok(result)

@@ -116,6 +116,21 @@ pub fn encode_result<'js>(
     Ok(())
 }
 
+/// Encodes `value` if it is a number (an integer or a double), without going through rquickjs:
+/// the common result of a plugin's function. Returns whether it did.
+pub fn encode_number(value: qjs::JSValue, out: &mut Vec<u8>) -> bool {
+    // SAFETY: tag checks and reads of an immediate value.
+    let response = unsafe {
+        match qjs::JS_VALUE_GET_NORM_TAG(value) {
+            qjs::JS_TAG_INT => Response::Integer(qjs::JS_VALUE_GET_INT(value) as i64),
+            qjs::JS_TAG_FLOAT64 => number_response(qjs::JS_VALUE_GET_FLOAT64(value)),
+            _ => return false,
+        }
+    };
+    response.encode_into(out);
+    true
+}
+
 /// INTEGER for integral numbers within ±2^53 (SQLite would otherwise print `3.0`), else REAL.
 fn number_response(f: f64) -> Response<'static> {
     if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER {

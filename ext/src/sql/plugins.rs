@@ -177,9 +177,10 @@ fn data_version(db: Db) -> u32 {
         }
     }
     let mut version: u32 = 0;
-    // SAFETY: a valid connection handle, a documented opcode and a u32 out-parameter.
+    // SAFETY: a valid connection handle, a documented opcode and a u32 out-parameter. A null
+    // schema name means "main" (sqlite3DbNameToBtree), without comparing names on every row.
     unsafe {
-        ffi::sqlite3_file_control(db.0, c"main".as_ptr(), ffi::SQLITE_FCNTL_DATA_VERSION, (&mut version as *mut u32).cast());
+        ffi::sqlite3_file_control(db.0, std::ptr::null(), ffi::SQLITE_FCNTL_DATA_VERSION, (&mut version as *mut u32).cast());
     }
     version.wrapping_mul(2)
 }
