@@ -133,6 +133,9 @@ fn json_input_builds_what_json_parse_builds() {
         // The same keys again and again (the cache), then many distinct and a long one.
         format!("[{}]", (0..500).map(|i| format!(r#"{{"type":"Feature","id":{i},"k{}":{i}}}"#, i % 50)).collect::<Vec<_>>().join(",")),
         format!(r#"{{"{long_key}":1,"{long_key}x":[{{"{long_key}":2}}]}}"#),
+        // Doubles that need all 17 digits, where a parser that is only nearly right is off by
+        // one unit in the last place.
+        "[3.948234964231735e+299,0.30000000000000004,2.2250738585072014e-308,5e-324,1.7976931348623157e308,-151.20009000000002,9007199254740993.0]".to_owned(),
     ];
     for text in &texts {
         let literal = serde_json::to_string(text).unwrap();
