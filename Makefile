@@ -56,9 +56,10 @@ test-unit: build
 	$(CARGO) test --release -p jsbox-guest
 
 # End to end: rusqlite (bundled, newer SQLite) loads the built library; the real
-# /usr/bin/sqlite3 shell and Debian's /usr/bin/python3 run it too.
+# /usr/bin/sqlite3 shell and Debian's /usr/bin/python3 run it too. Also the bench's own unit
+# tests (its chart), which share the tests' rusqlite build.
 test-e2e: build
-	$(CARGO) test --release --no-fail-fast -p jsbox-tests
+	$(CARGO) test --release --no-fail-fast -p jsbox-tests -p jsbox-bench
 
 # jsbox side by side with sqlite-js (fetched with npm into target/peers) and plain SQL, in one
 # sqlite3 process: 1,000,000 rows (bench) or 10,000 (bench-quick); then the sandbox's own costs.
