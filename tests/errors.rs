@@ -112,3 +112,35 @@ fn an_error_mid_statement_leaves_earlier_rows_and_the_data_intact() {
     assert_eq!(xs, vec![1, 2, 3]);
     assert_usable(&conn);
 }
+
+/// `sqlite3_interrupt()` (Ctrl-C in the shell) stops a running script or plugin within a tick
+/// of the epoch thread, with SQLite's own interrupt error, long before the time limit; the
+/// connection stays usable. rusqlite's bundled SQLite (3.53) has `sqlite3_is_interrupted`.
+#[test]
+fn an_interrupt_stops_a_running_call() {
+    let conn = open();
+    conn.query_row("SELECT js_config('time_limit_ms', 60000)", [], |_| Ok(())).unwrap();
+    let available: String = conn.query_row("SELECT js_debug() ->> '$.interrupt'", [], |r| r.get(0)).unwrap();
+    assert_eq!(available, "available");
+    conn.execute_batch(
+        "SELECT js_plugins_init();
+         INSERT INTO js_plugins(name, kind, source) VALUES ('spin', 'aggregate',
+           'function init() { return 0; } function step(s) { for (;;) {} } function final(s) { return s; }');",
+    )
+    .unwrap();
+    for query in ["SELECT js_eval('while (true) {}')", "SELECT spin(1)"] {
+        let handle = conn.get_interrupt_handle();
+        let interrupter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            handle.interrupt();
+        });
+        let started = Instant::now();
+        let err = conn.query_row(query, [], |r| r.get::<_, Value>(0)).unwrap_err();
+        let elapsed = started.elapsed();
+        interrupter.join().unwrap();
+        assert_eq!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::OperationInterrupted), "{query}: {err}");
+        assert!(err.to_string().contains("interrupted"), "{query}: {err}");
+        assert!(elapsed < Duration::from_secs(5), "{query}: stopped after {elapsed:?}, not at the interrupt");
+        assert_usable(&conn);
+    }
+}

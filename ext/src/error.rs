@@ -17,6 +17,9 @@ pub enum CallError {
     UnsupportedResult(String),
     #[error("time limit of {0} ms exceeded")]
     TimeLimit(u64),
+    /// The connection was interrupted (`sqlite3_interrupt`) while the call ran.
+    #[error("interrupted")]
+    Interrupted,
     #[error("memory limit of {0} MiB exceeded")]
     MemoryLimit(u64),
     #[error("stack overflow: {0}")]
@@ -64,6 +67,14 @@ impl std::error::Error for FunctionError {}
 impl CallError {
     /// The rusqlite error that makes SQLite report this error for `function`.
     pub fn in_function(self, function: &str) -> rusqlite::Error {
+        if self == CallError::Interrupted {
+            // SQLite's own code and message ("interrupted"), so that the statement fails the
+            // way any interrupted statement does. (With a message of our own, rusqlite would
+            // set it after the code, and `sqlite3_result_error` turns the code into
+            // SQLITE_ERROR.)
+            let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT);
+            return rusqlite::Error::SqliteFailure(code, None);
+        }
         rusqlite::Error::UserFunctionError(Box::new(FunctionError { function: function.to_owned(), error: self }))
     }
 }

@@ -11,22 +11,27 @@
 //! [`script_cache`] (js_eval scripts' bytecode per connection) · [`plugin`] (stored plugins:
 //! compile, worlds, rows into the sandbox) · [`abi`] (host side of the guest ABI) · [`wasi`] (the
 //! capability-free WASI imports) ·
-//! [`sql`] (the SQL surface) · [`error`] (the error type).
+//! [`interrupt`] (calls stop when the connection is interrupted) · [`sql`] (the SQL surface) ·
+//! [`error`] (the error type).
 
 pub mod abi;
 pub mod code_memory;
 pub mod engine;
 pub mod engine_config;
 pub mod error;
+pub mod interrupt;
 pub mod plugin;
 pub mod sandbox;
 pub mod script_cache;
 pub mod sql;
 pub mod wasi;
 
+use std::cell::Cell;
 use std::os::raw::{c_char, c_int};
 
 use rusqlite::{ffi, Connection};
+
+use interrupt::Interrupt;
 
 /// The extension's entry point, found by SQLite from the library's name (`libjsbox` → `jsbox`).
 ///
@@ -38,11 +43,20 @@ pub unsafe extern "C" fn sqlite3_jsbox_init(
     pz_err_msg: *mut *mut c_char,
     p_api: *mut ffi::sqlite3_api_routines,
 ) -> c_int {
+    // SAFETY: the table SQLite passed for this very connection.
+    let interrupt = unsafe { Interrupt::for_connection(db, p_api) };
+    LOADING_INTERRUPT.set(interrupt);
     Connection::extension_init2(db, pz_err_msg, p_api, init)
 }
 
+thread_local! {
+    /// The interrupt check of the connection being initialized, from the entry point to `init`
+    /// (which rusqlite calls synchronously with a plain function pointer).
+    static LOADING_INTERRUPT: Cell<Option<Interrupt>> = const { Cell::new(None) };
+}
+
 fn init(db: Connection) -> rusqlite::Result<bool> {
-    sql::register(&db)?;
+    sql::register(&db, LOADING_INTERRUPT.take())?;
     // Stay loaded for the life of the process: the epoch ticker thread runs this library's code.
     Ok(true)
 }

@@ -5,11 +5,12 @@
 
 use jsbox_abi::{ErrorKind, Response};
 use rusqlite::types::Value as SqlValue;
-use wasmtime::{PoolConcurrencyLimitError, ResourceLimiter, Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use crate::abi::{Guest, GuestResult, Input};
 use crate::engine::{self, Ticker};
 use crate::error::CallError;
+use crate::interrupt::Interrupt;
 
 /// Resource limits of one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,12 +19,21 @@ pub struct Limits {
     pub memory_mib: u64,
     /// The call is interrupted after this many milliseconds of wall-clock time.
     pub time_ms: u64,
+    /// The call stops when this connection is interrupted (where SQLite can tell).
+    pub interrupt: Option<Interrupt>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_mib: 64, time_ms: 1000 }
+        Limits { memory_mib: 64, time_ms: 1000, interrupt: None }
     }
+}
+
+/// Why the epoch callback stopped a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    TimeLimit,
+    Interrupted,
 }
 
 /// The store's data: enforces the memory limit and remembers whether it refused to grow, so
@@ -31,6 +41,34 @@ impl Default for Limits {
 pub struct HostState {
     memory_limit_bytes: usize,
     memory_refused: bool,
+    /// Epoch ticks the current call may still run.
+    ticks_left: u64,
+    interrupt: Option<Interrupt>,
+    /// Set when the epoch callback stopped the call.
+    stopped: Option<Stop>,
+}
+
+impl HostState {
+    /// Wasmtime's epoch callback, run on the calling thread at every tick while the guest runs:
+    /// stops the call when the connection was interrupted or the time limit is spent.
+    fn on_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        if self.interrupt.is_some_and(|interrupt| interrupt.interrupted()) {
+            self.stopped = Some(Stop::Interrupted);
+            return Err(Trap::Interrupt.into());
+        }
+        self.ticks_left = self.ticks_left.saturating_sub(1);
+        if self.ticks_left == 0 {
+            self.stopped = Some(Stop::TimeLimit);
+            return Err(Trap::Interrupt.into());
+        }
+        Ok(UpdateDeadline::Continue(1))
+    }
+
+    /// Arms the limits for a new call.
+    fn start_call(&mut self, limits: Limits) {
+        self.ticks_left = Ticker::ticks_for(limits.time_ms);
+        self.stopped = None;
+    }
 }
 
 impl ResourceLimiter for HostState {
@@ -114,14 +152,18 @@ impl Instance {
     /// A fresh instance of the pre-initialized snapshot.
     pub fn new(limits: Limits) -> Result<Self, CallError> {
         let runtime = engine::runtime()?;
-        let state = HostState {
+        let mut state = HostState {
             memory_limit_bytes: usize::try_from(limits.memory_mib << 20).unwrap_or(usize::MAX),
             memory_refused: false,
+            ticks_left: 0,
+            interrupt: limits.interrupt,
+            stopped: None,
         };
+        state.start_call(limits);
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|state| state);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(Ticker::ticks_for(limits.time_ms));
+        store.epoch_deadline_callback(|mut ctx| ctx.data_mut().on_tick());
+        store.set_epoch_deadline(1);
         let _ticking = runtime.ticker.enter();
         let instance = match runtime.pre.instantiate(&mut store) {
             Ok(instance) => instance,
@@ -136,7 +178,8 @@ impl Instance {
     /// Runs `f` against the guest with a fresh time limit, mapping traps to limit errors.
     pub fn run<R>(&mut self, f: impl FnOnce(&Guest, &mut Store<HostState>) -> GuestResult<R>) -> Result<R, CallError> {
         let runtime = engine::runtime()?;
-        self.store.set_epoch_deadline(Ticker::ticks_for(self.limits.time_ms));
+        self.store.data_mut().start_call(self.limits);
+        self.store.set_epoch_deadline(1);
         let _ticking = runtime.ticker.enter();
         f(&self.guest, &mut self.store).map_err(|e| failure(e, self.store.data(), self.limits))
     }
@@ -150,6 +193,7 @@ impl Instance {
 fn failure(error: wasmtime::Error, state: &HostState, limits: Limits) -> CallError {
     if let Some(trap) = error.downcast_ref::<Trap>() {
         match trap {
+            Trap::Interrupt if state.stopped == Some(Stop::Interrupted) => return CallError::Interrupted,
             Trap::Interrupt => return CallError::TimeLimit(limits.time_ms),
             Trap::StackOverflow => {
                 return CallError::StackOverflow("the sandbox's native stack is exhausted".into())

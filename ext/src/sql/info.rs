@@ -49,6 +49,12 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
         "memory_limit_mb": limits.memory_mib,
         "time_limit_ms": limits.time_ms,
         "time_limit_resolution_ms": engine::TICK.as_millis() as u64,
+        // sqlite3_interrupt() stops a running call only where SQLite has sqlite3_is_interrupted.
+        "interrupt": if limits.interrupt.is_some() {
+            "available"
+        } else {
+            "not available: this SQLite has no sqlite3_is_interrupted (3.41 and later)"
+        },
         "wasm_stack_bytes": crate::engine_config::MAX_WASM_STACK,
         "pool_slots": engine::POOL_SLOTS,
         "guest_precompiled_bytes": runtime.guest_bytes(),

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+use crate::interrupt::Interrupt;
 use crate::sandbox::Limits;
 use crate::script_cache::ScriptCache;
 
@@ -37,6 +38,12 @@ pub struct Session {
 }
 
 impl Session {
+    fn new(interrupt: Option<Interrupt>) -> Self {
+        let session = Session::default();
+        session.update_limits(|limits| limits.interrupt = interrupt);
+        session
+    }
+
     pub fn limits(&self) -> Limits {
         *self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -57,9 +64,10 @@ impl Session {
     }
 }
 
-/// Registers every jsbox SQL function on `db`.
-pub fn register(db: &Connection) -> rusqlite::Result<()> {
-    let session = Arc::new(Session::default());
+/// Registers every jsbox SQL function on `db`; `interrupt` asks `db` whether it was
+/// interrupted, where its SQLite library can tell.
+pub fn register(db: &Connection, interrupt: Option<Interrupt>) -> rusqlite::Result<()> {
+    let session = Arc::new(Session::new(interrupt));
     eval::register(db, &session)?;
     config::register(db, &session)?;
     info::register(db, &session)?;
