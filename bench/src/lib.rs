@@ -5,6 +5,8 @@
 pub mod chart;
 #[cfg(feature = "inproc")]
 pub mod inproc;
+#[cfg(feature = "inproc")]
+pub mod soak;
 pub mod sql;
 pub mod stats;
 

@@ -27,6 +27,10 @@ fn main() {
         job.run();
         return;
     }
+    if let Some(calls) = args.iter().position(|a| a == "--soak").map(|i| args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000)) {
+        let jsbox = std::env::var("JSBOX_EXT").unwrap_or_else(|_| repo().join("target/release/libjsbox").display().to_string());
+        std::process::exit(if jsbox_bench::soak::run(&jsbox, calls) { 0 } else { 1 });
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let rows: u64 = if quick { 10_000 } else { 1_000_000 };
     let rounds = if quick { 3 } else { 5 };
