@@ -21,7 +21,7 @@ export JSBOX_GUEST_DIR := $(GUEST_DIR)
 # The extension under test, without its suffix, as `.load` and load_extension take it.
 export JSBOX_EXT := $(basename $(EXT))
 
-.PHONY: all deps build demo test test-unit test-e2e bench bench-quick bench-sandbox soak fixtures clean FORCE
+.PHONY: all deps build demo test test-unit test-e2e bench bench-quick bench-sandbox soak leaks fixtures clean FORCE
 
 all: build
 
@@ -72,6 +72,10 @@ bench-quick: build
 
 bench-sandbox: build
 	$(CARGO) bench -p jsbox --bench sandbox
+
+# The lifetime tests under valgrind's leak checker (scripts/leaks.sh).
+leaks: build
+	bash scripts/leaks.sh
 
 # A million js_eval calls on one connection: resident memory after 10,000 and at the end.
 soak: build

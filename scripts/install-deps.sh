@@ -6,7 +6,7 @@ set -euo pipefail
 
 # clang + lld + llvm-ar + wasi-libc + the wasm32 compiler-rt: QuickJS's C code for wasm32-wasip1.
 # sqlite3: the shell the demo and the tests drive. python3: Debian's, which can load extensions.
-packages=(clang lld llvm wasi-libc libclang-rt-14-dev-wasm32 sqlite3 python3)
+packages=(clang lld llvm wasi-libc libclang-rt-14-dev-wasm32 sqlite3 python3 valgrind)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -30,6 +30,15 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// not memory, so the pool is sized generously; when it is full a call fails cleanly.
 pub const POOL_SLOTS: u32 = 1000;
 
+/// The pool size in effect: [`POOL_SLOTS`], or `JSBOX_POOL_SLOTS` from the environment where the
+/// address space is smaller than 4 GiB per slot allows (valgrind's, for `make leaks`).
+pub fn pool_slots() -> u32 {
+    static SLOTS: OnceLock<u32> = OnceLock::new();
+    *SLOTS.get_or_init(|| {
+        std::env::var("JSBOX_POOL_SLOTS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(POOL_SLOTS)
+    })
+}
+
 /// The largest memory limit a connection may set, in MiB: the size of a pool slot.
 pub const MAX_MEMORY_LIMIT_MIB: u64 = 4096;
 
@@ -99,9 +108,10 @@ fn internal(what: &'static str) -> impl Fn(wasmtime::Error) -> CallError {
 
 fn pooling() -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(POOL_SLOTS)
-        .total_memories(POOL_SLOTS)
-        .total_tables(POOL_SLOTS)
+    let slots = pool_slots();
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
         .total_component_instances(0)
         .max_memory_size((MAX_MEMORY_LIMIT_MIB << 20) as usize)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)

@@ -205,7 +205,7 @@ fn failure(error: wasmtime::Error, state: &HostState, limits: Limits) -> CallErr
         return CallError::MemoryLimit(limits.memory_mib);
     }
     if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-        return CallError::PoolExhausted(engine::POOL_SLOTS);
+        return CallError::PoolExhausted(engine::pool_slots());
     }
     match error.downcast_ref::<Trap>() {
         Some(trap) => CallError::Trap(trap.to_string()),

@@ -56,7 +56,7 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
             "not available: this SQLite has no sqlite3_is_interrupted (3.41 and later)"
         },
         "wasm_stack_bytes": crate::engine_config::MAX_WASM_STACK,
-        "pool_slots": engine::POOL_SLOTS,
+        "pool_slots": engine::pool_slots(),
         "guest_precompiled_bytes": runtime.guest_bytes(),
         "json_input_parser": "serde_json",
         "scripts_cached": session.scripts().len(),
