@@ -21,7 +21,7 @@ export JSBOX_GUEST_DIR := $(GUEST_DIR)
 # The extension under test, without its suffix, as `.load` and load_extension take it.
 export JSBOX_EXT := $(basename $(EXT))
 
-.PHONY: all deps build demo test test-unit test-e2e bench bench-quick bench-sandbox soak leaks fixtures clean FORCE
+.PHONY: all deps build demo test test-unit test-e2e bench bench-quick bench-sandbox soak leaks fuzz fixtures clean FORCE
 
 all: build
 
@@ -72,6 +72,10 @@ bench-quick: build
 
 bench-sandbox: build
 	$(CARGO) bench -p jsbox --bench sandbox
+
+# The property-based fuzzing of tests/fuzz.rs, long: 20,000 cases per property (make test: 256).
+fuzz: build
+	PROPTEST_CASES=20000 $(CARGO) test --release -p jsbox-tests --test fuzz -- --nocapture
 
 # The lifetime tests under valgrind's leak checker (scripts/leaks.sh).
 leaks: build

@@ -18,7 +18,6 @@ use rquickjs::{qjs, Ctx, Value};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::error::GuestError;
-use crate::values::MAX_SAFE_INTEGER;
 
 /// Keys the atom cache holds at most, and the longest key it holds: enough for the keys of any
 /// regular data; beyond that, keys are interned per use, as before.
@@ -157,12 +156,9 @@ impl<'de> Visitor<'de> for Builder {
         if let Ok(small) = i32::try_from(i) {
             return Ok(self.own(qjs::JS_MKVAL(qjs::JS_TAG_INT, small)));
         }
-        if (i as f64).abs() < MAX_SAFE_INTEGER {
-            return Ok(self.own(qjs::JS_NewFloat64(i as f64)));
-        }
-        // Beyond 2^53 a double would silently round: a BigInt, as `values::integer_to_js` makes.
-        // SAFETY: a new value of this context.
-        self.checked(unsafe { qjs::JS_NewBigInt64(self.0, i) })
+        // A number, rounded to the nearest double beyond 2^53, as `JSON.parse` makes it (an
+        // INTEGER argument becomes a BigInt there instead: its type says it is exact).
+        Ok(self.own(qjs::JS_NewFloat64(i as f64)))
     }
 
     fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Self::Value, E> {

@@ -11,7 +11,7 @@ use crate::error::GuestError;
 use crate::json;
 
 /// The largest magnitude up to which every integer is exactly representable as an f64.
-pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
 
 /// Builds the value a script sees as `data`.
 pub fn input_to_js<'js>(
