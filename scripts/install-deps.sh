@@ -6,7 +6,8 @@ set -euo pipefail
 
 # clang + lld + llvm-ar + wasi-libc + the wasm32 compiler-rt: QuickJS's C code for wasm32-wasip1.
 # sqlite3: the shell the demo and the tests drive. python3: Debian's, which can load extensions.
-packages=(clang lld llvm wasi-libc libclang-rt-14-dev-wasm32 sqlite3 python3 valgrind)
+# valgrind: `make leaks`. python3-venv: the APSW venv below.
+packages=(clang lld llvm wasi-libc libclang-rt-14-dev-wasm32 sqlite3 python3 python3-venv valgrind)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,4 +23,14 @@ fi
 if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   echo "install-deps: adding the wasm32-wasip1 target"
   rustup target add wasm32-wasip1
+fi
+
+# APSW from PyPI (its wheel bundles a current SQLite, newer than Debian's 3.40): a second host for
+# the extension, where sqlite3_interrupt can stop a call (tests/apsw_host.py).
+APSW_VERSION=3.54.1.0
+venv="${CARGO_TARGET_DIR:-target}/apsw-venv"
+if ! "$venv/bin/python" -c "import apsw, sys; sys.exit(apsw.apsw_version() != '$APSW_VERSION')" 2>/dev/null; then
+  echo "install-deps: preparing $venv with apsw $APSW_VERSION"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "apsw==$APSW_VERSION"
 fi

@@ -1,6 +1,8 @@
-//! The extension as users meet it outside Rust: the real `/usr/bin/sqlite3` shell (SQLite 3.40)
-//! and Debian's `/usr/bin/python3` sqlite3 module; plus the fixture generator's determinism.
+//! The extension as users meet it outside Rust: the real `/usr/bin/sqlite3` shell (SQLite 3.40),
+//! Debian's `/usr/bin/python3` sqlite3 module and APSW (a current SQLite); plus the fixture
+//! generator's determinism.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use jsbox_tests::*;
@@ -113,6 +115,25 @@ fn debian_python_loads_the_extension() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout, "2\n[1,2]\njs_eval: time limit of 1000 ms exceeded\n");
+}
+
+/// APSW (from PyPI, bundling SQLite 3.54) as a newer host than Debian's: the extension loads,
+/// computes, and `sqlite3_interrupt()` stops a running call (`tests/apsw_host.py`; `make deps`
+/// prepares the venv).
+#[test]
+fn apsw_with_a_current_sqlite_loads_the_extension_and_interrupts_calls() {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    let python = target.join("apsw-venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `make deps` (scripts/install-deps.sh)", python.display());
+    let out = Command::new(&python)
+        .current_dir(repo_root())
+        .arg("tests/apsw_host.py")
+        .arg(extension_path())
+        .output()
+        .expect("running the APSW host");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().last(), Some("5 passed, 0 failed"), "{stdout}");
 }
 
 #[test]
