@@ -121,9 +121,17 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// This process's resident memory, in KiB.
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 #[test]
 fn hostile_scripts_and_inputs_end_in_clear_errors_within_their_limits() {
     let mut failures = Vec::new();
+    let mut resident_after_first = None;
     for case in cases() {
         let conn = connection();
         conn.execute_batch(case.setup).unwrap();
@@ -155,6 +163,13 @@ fn hostile_scripts_and_inputs_end_in_clear_errors_within_their_limits() {
         // Nothing a call did is seen by the next call.
         let clean = js("[({}).polluted, typeof [].push].join()");
         assert_eq!(conn.query_row(&clean, [], |r| r.get::<_, Value>(0)).unwrap(), Value::Text(",function".into()));
+        drop(conn);
+        resident_after_first.get_or_insert_with(resident_kib);
     }
+    // The sandboxes' memory went back: after cases that each filled 32 MiB, the process holds
+    // about what it held after the first one.
+    let (first, last) = (resident_after_first.unwrap(), resident_kib());
+    println!("resident memory after the first case {} MiB, after all {} MiB", first / 1024, last / 1024);
+    assert!(last < first + 16 * 1024, "resident memory grew from {first} KiB to {last} KiB");
     assert!(failures.is_empty(), "{} hostile cases misbehaved:\n{}", failures.len(), failures.join("\n"));
 }
