@@ -267,6 +267,12 @@ fn the_clock_works() {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64;
     let js_ms = real(eval1(&conn, "Date.now()").unwrap());
     assert!((js_ms - now_ms).abs() < 60_000.0, "Date.now() = {js_ms}, host {now_ms}");
+    // No finer than a millisecond, even through performance.now() (no timer for side channels).
+    // Over 20 ms of busy reading, a 1 ms clock shows ~21 distinct values, a fine one thousands.
+    let distinct = "const s = new Set(); const end = Date.now() + 20;
+        while (Date.now() < end) s.add(performance.now()); s.size";
+    let readings = eval1(&conn, distinct).unwrap();
+    assert!(matches!(readings, Value::Integer(n) if n <= 25), "{readings:?} distinct readings in 20 ms");
 }
 
 #[test]
