@@ -1,7 +1,12 @@
 //! One call in a fresh sandbox: a new instance of the pre-initialized guest (copy-on-write from
-//! the snapshot, from the process's instance pool) with a memory cap and a time limit, the
-//! request written in, the response read out, and every way of failing mapped to a
-//! [`CallError`]. The instance is dropped after the call, so no state survives into the next.
+//! the snapshot, from the process's instance pool) with a memory cap, a time limit and the
+//! connection's interrupt, the request written in, the response read out, and every way of
+//! failing mapped to a [`CallError`]. The instance is dropped after the call, so no state
+//! survives into the next.
+//!
+//! Time and interrupts share one mechanism: the store's epoch deadline is always the next tick
+//! of the process's epoch thread, and at each tick [`HostState::on_tick`] either stops the call
+//! (limit spent, connection interrupted) or lets it run one tick more.
 
 use jsbox_abi::{ErrorKind, Response};
 use rusqlite::types::Value as SqlValue;
