@@ -247,7 +247,7 @@ fn the_sandbox_offers_no_host_access() {
     let conn = open();
     let absent = "[typeof std, typeof os, typeof require, typeof process, typeof fetch, \
                   typeof WebAssembly, typeof XMLHttpRequest].join()";
-    let expected = vec!["undefined"; 7].join(",");
+    let expected = ["undefined"; 7].join(",");
     assert_eq!(eval1(&conn, absent).unwrap(), Value::Text(expected.clone()));
     // The same through eval and the Function constructor.
     assert_eq!(eval1(&conn, &format!("eval({absent:?})")).unwrap(), Value::Text(expected.clone()));

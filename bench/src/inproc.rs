@@ -125,7 +125,8 @@ fn add_math_functions(conn: &Connection) {
     if conn.query_row("SELECT acos(1)", [], |_| Ok(())).is_ok() {
         return;
     }
-    let functions: [(&str, fn(f64) -> f64); 5] = [
+    type MathFunction = (&'static str, fn(f64) -> f64);
+    let functions: [MathFunction; 5] = [
         ("acos", f64::acos),
         ("sin", f64::sin),
         ("cos", f64::cos),

@@ -59,6 +59,10 @@ impl ScriptCache {
     pub fn len(&self) -> usize {
         self.bytecode.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytecode.is_empty()
+    }
 }
 
 #[cfg(test)]
