@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use jsbox_bench::inproc::resident_kib;
 use jsbox_tests::*;
 use rusqlite::types::Value;
 use rusqlite::Connection;
@@ -121,13 +122,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// This process's resident memory, in KiB.
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn hostile_scripts_and_inputs_end_in_clear_errors_within_their_limits() {
     let mut failures = Vec::new();
@@ -169,6 +163,7 @@ fn hostile_scripts_and_inputs_end_in_clear_errors_within_their_limits() {
     // The sandboxes' memory went back: after cases that each filled 32 MiB, the process holds
     // about what it held after the first one.
     let (first, last) = (resident_after_first.unwrap(), resident_kib());
+    assert!(first > 0, "no resident memory figure from /proc/self/status");
     println!("resident memory after the first case {} MiB, after all {} MiB", first / 1024, last / 1024);
     assert!(last < first + 16 * 1024, "resident memory grew from {first} KiB to {last} KiB");
     assert!(failures.is_empty(), "{} hostile cases misbehaved:\n{}", failures.len(), failures.join("\n"));

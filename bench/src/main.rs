@@ -28,8 +28,7 @@ fn main() {
         return;
     }
     if let Some(calls) = args.iter().position(|a| a == "--soak").map(|i| args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000)) {
-        let jsbox = std::env::var("JSBOX_EXT").unwrap_or_else(|_| repo().join("target/release/libjsbox").display().to_string());
-        std::process::exit(if jsbox_bench::soak::run(&jsbox, calls) { 0 } else { 1 });
+        std::process::exit(if jsbox_bench::soak::run(&jsbox_extension(), calls) { 0 } else { 1 });
     }
     let quick = args.iter().any(|a| a == "--quick");
     let rows: u64 = if quick { 10_000 } else { 1_000_000 };
@@ -37,7 +36,7 @@ fn main() {
     let target = repo().join("target");
     let bench_dir = target.join("bench");
     std::fs::create_dir_all(&bench_dir).unwrap();
-    let jsbox = std::env::var("JSBOX_EXT").unwrap_or_else(|_| target.join("release/libjsbox").display().to_string());
+    let jsbox = jsbox_extension();
     let sqlite_js = fetch_sqlite_js(&target.join("peers"));
     let db = ensure_data(&bench_dir, rows);
     let seed = repo().join("../shared/fixtures/seed_track_points.json");
@@ -207,6 +206,12 @@ fn nominal_bytes(label: &str) -> f64 {
         _ => 1.0,
     };
     digits.parse::<f64>().unwrap_or(0.0) * scale
+}
+
+/// The extension under test, as `.load` takes it: `JSBOX_EXT` (the Makefile sets it), or the
+/// release build.
+fn jsbox_extension() -> String {
+    std::env::var("JSBOX_EXT").unwrap_or_else(|_| repo().join("target/release/libjsbox").display().to_string())
 }
 
 /// `npm pack`s sqlite-js into `dir` once; `None` (and a note) when npm cannot.

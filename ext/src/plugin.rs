@@ -62,12 +62,7 @@ impl World {
 
     /// `main(...args)` for one row.
     pub fn main<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<SqlValue, CallError> {
-        let nargs = args.len() as u32;
-        let mut row = std::mem::take(&mut self.row);
-        row.clear();
-        let result = encode_row(args, &mut row).and_then(|()| self.call(PluginOp::Main, 1, nargs, &row));
-        self.row = row;
-        result
+        self.call_row(PluginOp::Main, args)
     }
 
     /// `state = init()`.
@@ -89,12 +84,7 @@ impl World {
     /// `state = inverse(state, ...args)` (window functions), after the queued steps.
     pub fn inverse<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<(), CallError> {
         self.send_pending(PluginOp::Step)?;
-        let nargs = args.len() as u32;
-        let mut row = std::mem::take(&mut self.row);
-        row.clear();
-        let result = encode_row(args, &mut row).and_then(|()| self.call(PluginOp::Inverse, 1, nargs, &row));
-        self.row = row;
-        result.map(drop)
+        self.call_row(PluginOp::Inverse, args).map(drop)
     }
 
     /// `final(state)`, or `value(state)` for a window's current value, after the queued steps,
@@ -114,6 +104,16 @@ impl World {
         let result = self.call(op, rows, self.nargs, &pending);
         self.pending = pending;
         self.pending.clear();
+        result
+    }
+
+    /// `op` on one row, encoded into the reused `row` buffer.
+    fn call_row<'a>(&mut self, op: PluginOp, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<SqlValue, CallError> {
+        let nargs = args.len() as u32;
+        let mut row = std::mem::take(&mut self.row);
+        row.clear();
+        let result = encode_row(args, &mut row).and_then(|()| self.call(op, 1, nargs, &row));
+        self.row = row;
         result
     }
 

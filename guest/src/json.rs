@@ -104,7 +104,7 @@ impl Builder {
     /// The atom of an object key: from the cache (a borrowed reference), or interned now and
     /// then either cached or returned as owned (`true`: the caller frees it).
     fn key_atom(self, key: &str) -> (qjs::JSAtom, bool) {
-        if let Some(&atom) = KEY_ATOMS.with_borrow(|atoms| atoms.get(key).copied()).as_ref() {
+        if let Some(atom) = KEY_ATOMS.with_borrow(|atoms| atoms.get(key).copied()) {
             return (atom, false);
         }
         // SAFETY: `key` is valid for its length; the atom is owned by the caller or the cache.

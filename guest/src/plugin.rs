@@ -240,35 +240,25 @@ impl Drop for RawCall<'_, '_> {
     }
 }
 
-/// SQL argument → owned JS value; numbers are built in place, the rest by [`arg_to_js`].
+/// SQL argument → owned JS value: numbers (built in place; a BigInt beyond ±2^53), `null`, a
+/// `Uint8Array` for a BLOB, the parsed value for TEXT holding an object or array (the string, if
+/// it is not JSON after all), a string for other TEXT.
 fn arg_to_raw<'js>(ctx: &Ctx<'js>, arg: Arg<'_>) -> Result<qjs::JSValue, GuestError> {
+    let js_error = |e: rquickjs::Error| GuestError::from_js(ctx, e);
+    let owned = |value: Value<'js>| into_raw(ctx, value);
+    let string = |s: &str| rquickjs::String::from_str(ctx.clone(), s).map(|s| owned(s.into_value())).map_err(js_error);
     match arg {
         Arg::Null => Ok(qjs::JS_NULL),
         Arg::Real(f) => Ok(qjs::JS_NewFloat64(f)),
-        Arg::Integer(i) if i32::try_from(i).is_ok() => Ok(qjs::JS_MKVAL(qjs::JS_TAG_INT, i as i32)),
-        Arg::Json(s) => match json::transcode_raw(ctx, s) {
-            Err(e) if e.kind == ErrorKind::InvalidInput => arg_to_js(ctx, Arg::Text(s)).map(|value| into_raw(ctx, value)),
-            parsed => parsed,
+        Arg::Integer(i) => match i32::try_from(i) {
+            Ok(small) => Ok(qjs::JS_MKVAL(qjs::JS_TAG_INT, small)),
+            Err(_) => integer_to_js(ctx, i).map(owned),
         },
-        other => arg_to_js(ctx, other).map(|value| into_raw(ctx, value)),
-    }
-}
-
-/// SQL argument → JS value: numbers, `null`, a `Uint8Array` for a BLOB, parsed JSON for TEXT
-/// holding an object or array, a string for other TEXT.
-fn arg_to_js<'js>(ctx: &Ctx<'js>, arg: Arg<'_>) -> Result<Value<'js>, GuestError> {
-    let js_error = |e: rquickjs::Error| GuestError::from_js(ctx, e);
-    let string = |s: &str| rquickjs::String::from_str(ctx.clone(), s).map(|s| s.into_value()).map_err(js_error);
-    match arg {
-        Arg::Null => Ok(Value::new_null(ctx.clone())),
-        Arg::Integer(i) => integer_to_js(ctx, i),
-        Arg::Real(f) => Ok(Value::new_number(ctx.clone(), f)),
         Arg::Text(s) => string(s),
-        Arg::Blob(b) => TypedArray::<u8>::new_copy(ctx.clone(), b).map(|a| a.into_value()).map_err(js_error),
-        Arg::Json(s) => match json::transcode(ctx, s) {
-            Ok(value) => Ok(value),
+        Arg::Blob(b) => TypedArray::<u8>::new_copy(ctx.clone(), b).map(|a| owned(a.into_value())).map_err(js_error),
+        Arg::Json(s) => match json::transcode_raw(ctx, s) {
             Err(e) if e.kind == ErrorKind::InvalidInput => string(s),
-            Err(e) => Err(e),
+            parsed => parsed,
         },
     }
 }
