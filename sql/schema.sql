@@ -1,9 +1,13 @@
 -- The table jsbox reads stored plugins from (created by js_plugins_init()). Each row becomes a
 -- SQL function named `name` on every connection that loads jsbox.
 CREATE TABLE IF NOT EXISTS main.js_plugins (
-  -- The SQL function's name: an identifier that is not a built-in SQL function nor js_*.
-  name          TEXT PRIMARY KEY
-                CHECK (name GLOB '[A-Za-z_]*' AND name NOT GLOB '*[^A-Za-z0-9_]*'),
+  -- The SQL function's name: an identifier of at most 255 bytes (SQLite's limit) that is not
+  -- a built-in SQL function, an operator's function (regexp, match, glob, like) nor js_*.
+  name          TEXT PRIMARY KEY NOT NULL
+                CHECK (name GLOB '[A-Za-z_]*' AND name NOT GLOB '*[^A-Za-z0-9_]*'
+                       AND length(name) <= 255
+                       AND lower(name) NOT IN ('regexp', 'match', 'glob', 'like')
+                       AND lower(name) NOT GLOB 'js_*'),
   -- scalar: main(...args) | aggregate: init(), step(state, ...args), final(state)
   -- | window: as aggregate plus inverse(state, ...args), and optionally value(state).
   kind          TEXT NOT NULL CHECK (kind IN ('scalar', 'aggregate', 'window')),

@@ -339,8 +339,8 @@ fn names_are_validated() {
     assert_eq!(store(&conn, "sum", "scalar", main).unwrap_err().to_string(), "js_plugins: sum: plugin name sum would shadow the SQL function sum(); choose another name");
     assert_eq!(store(&conn, "json_extract", "scalar", main).unwrap_err().to_string(), "js_plugins: json_extract: plugin name json_extract would shadow the SQL function json_extract(); choose another name");
     assert_eq!(store(&conn, "js_thing", "scalar", main).unwrap_err().to_string(), "js_plugins: js_thing: plugin name js_thing is reserved: js_ names belong to jsbox");
-    assert!(store(&conn, "has space", "scalar", main).unwrap_err().to_string().contains("CHECK constraint failed"));
-    assert!(store(&conn, "x", "table", main).unwrap_err().to_string().contains("CHECK constraint failed"));
+    assert_eq!(store(&conn, "has space", "scalar", main).unwrap_err().to_string(), "js_plugins: plugin name \"has space\" is not an identifier (letters, digits, _)");
+    assert_eq!(store(&conn, "x", "table", main).unwrap_err().to_string(), "js_plugins: x: unknown kind \"table\"; a plugin is scalar, aggregate or window");
     assert!(store(&conn, "fine_name2", "scalar", main).is_ok());
     assert_eq!(values(&conn, "SELECT fine_name2()"), vec![Value::Integer(1)]);
 }

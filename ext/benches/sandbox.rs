@@ -49,7 +49,7 @@ fn interleaved(workloads: &mut [(&str, usize, Box<dyn FnMut()>)]) -> Vec<Stat> {
 /// One call as `js_eval` makes it: the script compiled on first use, its bytecode reused.
 fn eval_ok(script: &str, input: Input<'_>) {
     static SCRIPTS: LazyLock<Mutex<ScriptCache>> = LazyLock::new(Default::default);
-    ScriptCache::eval(&SCRIPTS, Limits::default(), script.as_bytes(), input).expect("benchmark call failed");
+    ScriptCache::eval(&SCRIPTS, &Limits::default(), script.as_bytes(), input).expect("benchmark call failed").value.expect("benchmark script failed");
 }
 
 fn sqlite3(args: &[&str]) -> impl FnMut() {

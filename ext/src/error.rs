@@ -36,10 +36,19 @@ pub enum CallError {
     Config(String),
     /// A stored plugin is missing, misdeclared or unusable as asked.
     #[error("{0}")]
-    Plugin(String),
+    Plugin(#[from] PluginError),
     /// Every sandbox slot of the process is in use.
     #[error("too many sandboxes in use at once ({0}); try again when other statements finish")]
     PoolExhausted(u32),
+    /// The connection's live sandboxes together would exceed its memory budget.
+    #[error("the connection's memory budget of {0} MiB for all its sandboxes is spent (js_config('connection_memory_mb'))")]
+    ConnectionMemory(u64),
+    /// The connection holds as many sandboxes as its share of the process's pool allows.
+    #[error("the connection already holds {0} sandboxes, its share of the process's pool; finish other statements first")]
+    SandboxShare(u32),
+    /// One row of arguments is larger than a sandbox may hold.
+    #[error("a row of {row_mib} MiB of arguments cannot fit the memory limit of {limit_mib} MiB")]
+    RowTooLarge { row_mib: u64, limit_mib: u64 },
     /// The guest trapped for a reason that is not a limit: a bug in the guest, not the script.
     #[error("sandbox fault: {0}")]
     Trap(String),
@@ -47,6 +56,91 @@ pub enum CallError {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// Why a stored plugin cannot be used, or `js_plugins` cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PluginError {
+    #[error("no plugin named {0} in js_plugins (deleted?)")]
+    NotFound(String),
+    #[error("there is no js_plugins table; js_plugins_init() creates it")]
+    NoTable,
+    /// `js_plugins` exists but is a view or a virtual table: reading it would run its code.
+    #[error("js_plugins is {0}, not an ordinary table; jsbox reads plugins only from a table")]
+    NotATable(&'static str),
+    #[error("js_plugins has no column {0}")]
+    MissingColumn(&'static str),
+    /// A generated column would run an expression of the database's schema on every read.
+    #[error("js_plugins.{0} is a generated column; jsbox reads plugins only from stored columns")]
+    GeneratedColumn(String),
+    /// A row that cannot be a plugin, and why.
+    #[error("{0}")]
+    Row(#[from] RowProblem),
+    #[error("{name} is a {kind} plugin, not {want}")]
+    WrongKind { name: String, kind: &'static str, want: &'static str },
+    /// SQLite cannot redefine a function while any statement runs, which is always the case
+    /// inside a SQL function: the connection keeps the kind it registered first.
+    #[error("{name} is now a{article} {now} plugin, but this connection registered it as a {registered} function before it changed; reopen the connection (or load jsbox again) to use it as {now}{also}")]
+    KindChanged { name: String, registered: &'static str, now: &'static str, article: &'static str, also: &'static str },
+    #[error("{name} takes {expected} argument{s}, not {got}", s = if *expected == 1 { "" } else { "s" })]
+    ArgumentCount { name: String, expected: i32, got: usize },
+    #[error("the plugin name changed within a group, from {first} to {now}")]
+    NameChangedInGroup { first: String, now: String },
+    #[error("the first argument must be the plugin's name")]
+    MissingName,
+    /// A jsbox function was called while jsbox itself was reading `js_plugins`.
+    #[error("jsbox cannot be called while it reads js_plugins (re-entry refused)")]
+    Reentered,
+    #[error("{0}: {1}")]
+    Sql(&'static str, String),
+    /// A problem of one plugin, named.
+    #[error("{name}: {cause}")]
+    Named { name: String, cause: Box<CallError> },
+    /// Every row `js_plugins_reload()` could not use.
+    #[error("{}", .0.join("; "))]
+    BadRows(Vec<String>),
+}
+
+impl PluginError {
+    /// `cause`, attributed to plugin `name`.
+    pub fn named(name: &str, cause: impl Into<CallError>) -> Self {
+        PluginError::Named { name: name.to_owned(), cause: Box::new(cause.into()) }
+    }
+}
+
+/// Why a row of `js_plugins` cannot be a plugin.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RowProblem {
+    #[error("a row of js_plugins has no name")]
+    NoName,
+    #[error("the plugin name must be TEXT, not {0}")]
+    NameNotText(&'static str),
+    #[error("plugin name {0:?} is not an identifier (letters, digits, _)")]
+    NotIdentifier(String),
+    #[error("plugin name is {0} bytes long; SQL function names are at most {max} bytes", max = MAX_NAME_BYTES)]
+    NameTooLong(usize),
+    #[error("plugin name {0} is reserved: js_ names belong to jsbox")]
+    Reserved(String),
+    /// `regexp`, `match`, `glob` and `like` implement SQL operators.
+    #[error("plugin name {0} would take over the SQL operator {op}; choose another name", op = .0.to_ascii_uppercase())]
+    Operator(String),
+    #[error("plugin name {0} would shadow the SQL function {0}(); choose another name")]
+    Shadows(String),
+    #[error("unknown kind {0}; a plugin is scalar, aggregate or window")]
+    UnknownKind(String),
+    #[error("n_args is {0}; it must be -1 (any number) or between 0 and {max}", max = MAX_PLUGIN_ARGS)]
+    ArgumentCountOutOfRange(String),
+    #[error("the source is NULL")]
+    NoSource,
+    #[error("the source must be TEXT or BLOB, not {0}")]
+    SourceNotText(&'static str),
+    #[error("the plugin source is not valid UTF-8 (invalid byte at offset {0})")]
+    SourceNotUtf8(usize),
+}
+
+/// SQLite's limit on a function name's length, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+/// SQLite's default limit on a function's arguments (`SQLITE_MAX_FUNCTION_ARG`).
+pub const MAX_PLUGIN_ARGS: i64 = 127;
 
 /// A [`CallError`] attributed to the SQL function that reports it.
 #[derive(Debug)]
@@ -65,6 +159,16 @@ impl fmt::Display for FunctionError {
 impl std::error::Error for FunctionError {}
 
 impl CallError {
+    /// Whether this error can be the guest's way of failing for want of memory.
+    pub fn may_be_memory(&self) -> bool {
+        matches!(self, CallError::Exception(_) | CallError::MemoryLimit(_) | CallError::Trap(_))
+    }
+
+    /// Whether the connection's budget (memory or sandboxes) refused this.
+    pub fn is_budget(&self) -> bool {
+        matches!(self, CallError::ConnectionMemory(_) | CallError::SandboxShare(_))
+    }
+
     /// The rusqlite error that makes SQLite report this error for `function`.
     pub fn in_function(self, function: &str) -> rusqlite::Error {
         if self == CallError::Interrupted {

@@ -15,6 +15,7 @@
 //! [`error`] (the error type).
 
 pub mod abi;
+pub mod budget;
 pub mod code_memory;
 pub mod engine;
 pub mod engine_config;
@@ -56,7 +57,16 @@ thread_local! {
 }
 
 fn init(db: Connection) -> rusqlite::Result<bool> {
+    silence_panics();
     sql::register(&db, LOADING_INTERRUPT.take())?;
     // Stay loaded for the life of the process: the epoch ticker thread runs this library's code.
     Ok(true)
+}
+
+/// A panic inside jsbox is a bug, and rusqlite turns it into the SQL function's error; its text
+/// must not reach the host's stderr (the host's own panics are unaffected: this library has its
+/// own copy of the standard library, and with it its own hook).
+fn silence_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
 }

@@ -2,8 +2,6 @@
 //! throwaway sandbox that also checks the functions its kind needs), and [`World`]s, sandboxes
 //! with a plugin loaded, through which SQL rows cross into the plugin's functions.
 
-use std::hash::{Hash, Hasher};
-
 use jsbox_abi::{Arg, PluginKind, PluginOp};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
@@ -15,25 +13,23 @@ use crate::sandbox::{bytecode_response, response_to_value, Instance, Limits};
 #[derive(Debug)]
 pub struct CompiledPlugin {
     pub kind: PluginKind,
-    pub source_hash: u64,
     bytecode: Vec<u8>,
 }
 
-/// A stable hash of a plugin's kind and source: the key of the compiled-plugin cache.
-pub fn source_hash(kind: PluginKind, source: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (kind as u32, source).hash(&mut hasher);
-    hasher.finish()
+impl CompiledPlugin {
+    pub fn bytecode_len(&self) -> usize {
+        self.bytecode.len()
+    }
 }
 
 /// Compiles `source` as a plugin of `kind`: its top level runs once here, so syntax errors,
 /// exceptions and missing functions are reported now.
-pub fn compile(kind: PluginKind, source: &str, limits: Limits) -> Result<CompiledPlugin, CallError> {
+pub fn compile(kind: PluginKind, source: &str, limits: &Limits) -> Result<CompiledPlugin, CallError> {
     let mut instance = Instance::new(limits)?;
     let bytecode = instance.run(|guest, store| {
-        guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits))
-    })??;
-    Ok(CompiledPlugin { kind, source_hash: source_hash(kind, source), bytecode })
+        guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits.memory_mib))
+    })?;
+    Ok(CompiledPlugin { kind, bytecode })
 }
 
 /// A sandbox with a plugin loaded: one per aggregate group, or per connection for a scalar.
@@ -47,21 +43,23 @@ pub struct World {
     nargs: u32,
 }
 
-/// Rows an aggregate sends into the sandbox at once.
+/// Rows an aggregate sends into the sandbox at once, at most...
 const STEP_BATCH_ROWS: u32 = 256;
+/// ...and bytes of encoded rows: big rows cross one or a few at a time.
+const STEP_BATCH_BYTES: usize = 1 << 20;
 
 impl World {
-    pub fn new(plugin: &CompiledPlugin, limits: Limits) -> Result<Self, CallError> {
+    pub fn new(plugin: &CompiledPlugin, limits: &Limits) -> Result<Self, CallError> {
         let mut instance = Instance::new(limits)?;
         let seed = engine::runtime()?.next_seed();
         instance.run(|guest, store| {
-            guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits))
-        })??;
+            guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits.memory_mib))
+        })?;
         Ok(World { instance, pending: Vec::new(), row: Vec::new(), pending_rows: 0, nargs: 0 })
     }
 
     /// `main(...args)` for one row.
-    pub fn main<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<SqlValue, CallError> {
+    pub fn main<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone) -> Result<SqlValue, CallError> {
         self.call_row(PluginOp::Main, args)
     }
 
@@ -71,18 +69,19 @@ impl World {
     }
 
     /// Queues `state = step(state, ...args)`; rows cross into the sandbox in batches.
-    pub fn step<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<(), CallError> {
+    pub fn step<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone) -> Result<(), CallError> {
+        self.check_row_size(args.clone())?;
         self.nargs = args.len() as u32;
         encode_row(args, &mut self.pending)?;
         self.pending_rows += 1;
-        if self.pending_rows >= STEP_BATCH_ROWS {
+        if self.pending_rows >= STEP_BATCH_ROWS || self.pending.len() >= STEP_BATCH_BYTES {
             self.send_pending(PluginOp::Step)?;
         }
         Ok(())
     }
 
     /// `state = inverse(state, ...args)` (window functions), after the queued steps.
-    pub fn inverse<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<(), CallError> {
+    pub fn inverse<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone) -> Result<(), CallError> {
         self.send_pending(PluginOp::Step)?;
         self.call_row(PluginOp::Inverse, args).map(drop)
     }
@@ -107,8 +106,24 @@ impl World {
         result
     }
 
+    /// Refuses a row that could not fit the sandbox's memory, before it is copied anywhere.
+    fn check_row_size<'a>(&self, args: impl Iterator<Item = ValueRef<'a>>) -> Result<(), CallError> {
+        let bytes: usize = args
+            .map(|arg| match arg {
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len(),
+                _ => 8,
+            })
+            .sum();
+        let limit_mib = self.instance.limits().memory_mib;
+        if bytes as u64 > limit_mib << 20 {
+            return Err(CallError::RowTooLarge { row_mib: (bytes as u64).div_ceil(1 << 20), limit_mib });
+        }
+        Ok(())
+    }
+
     /// `op` on one row, encoded into the reused `row` buffer.
-    fn call_row<'a>(&mut self, op: PluginOp, args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Result<SqlValue, CallError> {
+    fn call_row<'a>(&mut self, op: PluginOp, args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone) -> Result<SqlValue, CallError> {
+        self.check_row_size(args.clone())?;
         let nargs = args.len() as u32;
         let mut row = std::mem::take(&mut self.row);
         row.clear();
@@ -118,9 +133,9 @@ impl World {
     }
 
     fn call(&mut self, op: PluginOp, rows: u32, nargs: u32, args: &[u8]) -> Result<SqlValue, CallError> {
-        let limits = self.instance.limits();
+        let memory_mib = self.instance.limits().memory_mib;
         self.instance
-            .run(|guest, store| guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, limits)))?
+            .run(|guest, store| guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, memory_mib)))
     }
 }
 

@@ -12,13 +12,16 @@ use jsbox_abi::{ErrorKind, Response};
 use rusqlite::types::Value as SqlValue;
 use wasmtime::{PoolConcurrencyLimitError, ResourceLimiter, Store, Trap, UpdateDeadline};
 
+use std::sync::Arc;
+
 use crate::abi::{Guest, GuestResult, Input};
+use crate::budget::{Budget, Permit};
 use crate::engine::{self, Ticker};
 use crate::error::CallError;
 use crate::interrupt::Interrupt;
 
-/// Resource limits of one call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Resource limits of one call, and the connection's budget it counts against.
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// The guest's linear memory may not grow beyond this many MiB.
     pub memory_mib: u64,
@@ -26,11 +29,13 @@ pub struct Limits {
     pub time_ms: u64,
     /// The call stops when this connection is interrupted (where SQLite can tell).
     pub interrupt: Option<Interrupt>,
+    /// What the connection's sandboxes may hold together.
+    pub budget: Arc<Budget>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_mib: 64, time_ms: 1000, interrupt: None }
+        Limits { memory_mib: 64, time_ms: 1000, interrupt: None, budget: Arc::default() }
     }
 }
 
@@ -46,6 +51,10 @@ enum Stop {
 pub struct HostState {
     memory_limit_bytes: usize,
     memory_refused: bool,
+    /// This sandbox's place in the connection's budget (given back when the store drops).
+    permit: Permit,
+    /// Set when the connection's budget refused a growth.
+    budget_refused: bool,
     /// Epoch ticks the current call may still run.
     ticks_left: u64,
     interrupt: Option<Interrupt>,
@@ -70,17 +79,37 @@ impl HostState {
     }
 
     /// Arms the limits for a new call.
-    fn start_call(&mut self, limits: Limits) {
+    fn start_call(&mut self, limits: &Limits) {
+        self.memory_refused = false;
+        self.budget_refused = false;
         self.ticks_left = Ticker::ticks_for(limits.time_ms);
         self.stopped = None;
     }
 }
 
+impl HostState {
+    /// The limit that refused a growth during the current call, if one did: the connection's
+    /// budget or the sandbox's own limit.
+    fn memory_error(&self, limits: &Limits) -> Option<CallError> {
+        if self.budget_refused {
+            Some(CallError::ConnectionMemory(self.permit.budget_mib()))
+        } else if self.memory_refused {
+            Some(CallError::MemoryLimit(limits.memory_mib))
+        } else {
+            None
+        }
+    }
+}
+
 impl ResourceLimiter for HostState {
     fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.memory_limit_bytes;
-        self.memory_refused |= !allowed;
-        Ok(allowed)
+        if desired > self.memory_limit_bytes {
+            self.memory_refused = true;
+            return Ok(false);
+        }
+        let within_budget = self.permit.grow(desired as u64);
+        self.budget_refused |= !within_budget;
+        Ok(within_budget)
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
@@ -89,10 +118,10 @@ impl ResourceLimiter for HostState {
     }
 }
 
-/// What a successful call produced.
+/// What a call that ran produced: its value or the script's error, and its console output.
 #[derive(Debug)]
 pub struct Outcome {
-    pub value: SqlValue,
+    pub value: Result<SqlValue, CallError>,
     /// What the script wrote with `console.*` (bounded by the guest).
     pub console: String,
     /// The script's bytecode, when it was given as source (for the caller to cache).
@@ -108,16 +137,16 @@ pub enum Script<'a> {
 
 /// Evaluates `script` with `data` bound to `input` in a fresh sandbox. Source is compiled in
 /// that sandbox first, and its bytecode returned with the outcome.
-pub fn eval(limits: Limits, script: Script<'_>, input: Input<'_>) -> Result<Outcome, CallError> {
+pub fn eval(limits: &Limits, script: Script<'_>, input: Input<'_>) -> Result<Outcome, CallError> {
     let runtime = engine::runtime()?;
     let mut instance = Instance::new(limits)?;
     let seed = runtime.next_seed();
     let (value, console, bytecode) = instance.run(|guest, store| {
         let compiled = match script {
             Script::Bytecode(_) => None,
-            Script::Source(source) => match guest.script_compile(store, source, |bytes| bytecode_response(bytes, limits))? {
+            Script::Source(source) => match guest.script_compile(store, source, |bytes| bytecode_response(bytes, limits.memory_mib))? {
                 Ok(bytecode) => Some(bytecode),
-                Err(error) => return Ok((Err(error), String::new(), None)),
+                Err(error) => return Ok(Ok((Err(error), String::new(), None))),
             },
         };
         let code = match (&compiled, script) {
@@ -125,24 +154,24 @@ pub fn eval(limits: Limits, script: Script<'_>, input: Input<'_>) -> Result<Outc
             (None, Script::Bytecode(bytecode)) => bytecode,
             (None, Script::Source(_)) => unreachable!("source is compiled above"),
         };
-        let value = guest.eval(store, code, input, seed, |bytes| response_to_value(bytes, limits))?;
+        let value = guest.eval(store, code, input, seed, |bytes| response_to_value(bytes, limits.memory_mib))?;
         let console = guest.console(store).map(|b| String::from_utf8_lossy(b).into_owned())?;
-        Ok((value, console, compiled))
+        Ok(Ok((value, console, compiled)))
     })?;
-    Ok(Outcome { value: value?, console, bytecode })
+    Ok(Outcome { value: value.map_err(|e| instance.explain(e)), console, bytecode })
 }
 
 /// The bytecode a compile call responded with, or the error it reports.
-pub fn bytecode_response(bytes: &[u8], limits: Limits) -> Result<Vec<u8>, CallError> {
+pub fn bytecode_response(bytes: &[u8], memory_mib: u64) -> Result<Vec<u8>, CallError> {
     match Response::decode(bytes) {
         Ok(Response::Blob(bytecode)) => Ok(bytecode.to_vec()),
-        _ => response_to_value(bytes, limits).and_then(|_| Err(CallError::Internal("the script compiled to no bytecode".into()))),
+        _ => response_to_value(bytes, memory_mib).and_then(|_| Err(CallError::Internal("the script compiled to no bytecode".into()))),
     }
 }
 
 /// The guest's self-description (JSON), from a throwaway instance.
 pub fn guest_info() -> Result<String, CallError> {
-    Instance::new(Limits::default())?.run(|guest, store| guest.info(store).map(|b| String::from_utf8_lossy(b).into_owned()))
+    Instance::new(&Limits::default())?.run(|guest, store| guest.info(store).map(|b| Ok(String::from_utf8_lossy(b).into_owned())))
 }
 
 /// A live sandbox: an instance of the guest with its store. It lives for one `js_eval` call, one
@@ -155,16 +184,20 @@ pub struct Instance {
 
 impl Instance {
     /// A fresh instance of the pre-initialized snapshot.
-    pub fn new(limits: Limits) -> Result<Self, CallError> {
+    pub fn new(limits: &Limits) -> Result<Self, CallError> {
         let runtime = engine::runtime()?;
+        let permit = limits.budget.admit()?;
+        let limits = limits.clone();
         let mut state = HostState {
             memory_limit_bytes: usize::try_from(limits.memory_mib << 20).unwrap_or(usize::MAX),
             memory_refused: false,
+            permit,
+            budget_refused: false,
             ticks_left: 0,
             interrupt: limits.interrupt,
             stopped: None,
         };
-        state.start_call(limits);
+        state.start_call(&limits);
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|state| state);
         store.epoch_deadline_callback(|mut ctx| ctx.data_mut().on_tick());
@@ -172,30 +205,46 @@ impl Instance {
         let _ticking = runtime.ticker.enter();
         let instance = match runtime.pre.instantiate(&mut store) {
             Ok(instance) => instance,
-            Err(e) => return Err(failure(e, store.data(), limits)),
+            Err(e) => return Err(failure(e, store.data(), &limits)),
         };
         match Guest::bind(&mut store, &instance, &runtime.exports) {
             Ok(guest) => Ok(Instance { store, guest, limits }),
-            Err(e) => Err(failure(e, store.data(), limits)),
+            Err(e) => Err(failure(e, store.data(), &limits)),
         }
     }
 
-    /// Runs `f` against the guest with a fresh time limit, mapping traps to limit errors.
-    pub fn run<R>(&mut self, f: impl FnOnce(&Guest, &mut Store<HostState>) -> GuestResult<R>) -> Result<R, CallError> {
+    /// Runs `f` against the guest with a fresh time limit, mapping traps to limit errors, and
+    /// errors the guest reports after a refused growth to the limit that refused it.
+    pub fn run<R>(&mut self, f: impl FnOnce(&Guest, &mut Store<HostState>) -> GuestResult<Result<R, CallError>>) -> Result<R, CallError> {
         let runtime = engine::runtime()?;
-        self.store.data_mut().start_call(self.limits);
+        self.store.data_mut().start_call(&self.limits);
         self.store.set_epoch_deadline(1);
         let _ticking = runtime.ticker.enter();
-        f(&self.guest, &mut self.store).map_err(|e| failure(e, self.store.data(), self.limits))
+        let result = f(&self.guest, &mut self.store);
+        let state = self.store.data();
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.explain(error)),
+            Err(trap) => Err(failure(trap, state, &self.limits)),
+        }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
+    /// An error the guest reported, as the limit that caused it where a growth was refused in
+    /// this call (QuickJS reports its own out-of-memory as an exception).
+    pub fn explain(&self, error: CallError) -> CallError {
+        match self.store.data().memory_error(&self.limits) {
+            Some(limit) if error.may_be_memory() => limit,
+            _ => error,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 }
 
 /// Maps a trap or host error to the limit or fault it stands for.
-fn failure(error: wasmtime::Error, state: &HostState, limits: Limits) -> CallError {
+fn failure(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallError {
     if let Some(trap) = error.downcast_ref::<Trap>() {
         match trap {
             Trap::Interrupt if state.stopped == Some(Stop::Interrupted) => return CallError::Interrupted,
@@ -206,8 +255,8 @@ fn failure(error: wasmtime::Error, state: &HostState, limits: Limits) -> CallErr
             _ => {}
         }
     }
-    if state.memory_refused {
-        return CallError::MemoryLimit(limits.memory_mib);
+    if let Some(error) = state.memory_error(limits) {
+        return error;
     }
     if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
         return CallError::PoolExhausted(engine::pool_slots());
@@ -219,7 +268,7 @@ fn failure(error: wasmtime::Error, state: &HostState, limits: Limits) -> CallErr
 }
 
 /// Decodes a guest response into a SQL value, or the error it reports.
-pub fn response_to_value(bytes: &[u8], limits: Limits) -> Result<SqlValue, CallError> {
+pub fn response_to_value(bytes: &[u8], memory_mib: u64) -> Result<SqlValue, CallError> {
     let response = Response::decode(bytes).map_err(|e| CallError::Internal(e.to_string()))?;
     Ok(match response {
         Response::Null => SqlValue::Null,
@@ -234,7 +283,7 @@ pub fn response_to_value(bytes: &[u8], limits: Limits) -> Result<SqlValue, CallE
                 ErrorKind::InvalidInput => CallError::InvalidJson(message),
                 ErrorKind::UnsupportedResult => CallError::UnsupportedResult(message),
                 // The guest's allocator fails only when the memory limit refuses to grow.
-                ErrorKind::OutOfMemory => CallError::MemoryLimit(limits.memory_mib),
+                ErrorKind::OutOfMemory => CallError::MemoryLimit(memory_mib),
                 ErrorKind::StackOverflow => CallError::StackOverflow(message),
                 ErrorKind::Script => CallError::Script(message),
                 ErrorKind::Abi => CallError::Internal(message),

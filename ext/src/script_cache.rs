@@ -41,7 +41,7 @@ impl ScriptCache {
 
     /// `sandbox::eval` of `source`, with its bytecode taken from the cache, or put there after
     /// its first run. The lock is not held during the call.
-    pub fn eval(cache: &Mutex<ScriptCache>, limits: Limits, source: &[u8], input: Input<'_>) -> Result<Outcome, CallError> {
+    pub fn eval(cache: &Mutex<ScriptCache>, limits: &Limits, source: &[u8], input: Input<'_>) -> Result<Outcome, CallError> {
         let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
         let cached = lock().get(source);
         let script = match &cached {

@@ -26,7 +26,7 @@ struct Setting {
     set: fn(&mut Limits, u64),
 }
 
-const SETTINGS: [Setting; 2] = [
+const SETTINGS: [Setting; 3] = [
     Setting {
         name: "memory_limit_mb",
         // The pre-initialized QuickJS needs a few MiB before any script runs.
@@ -44,12 +44,26 @@ const SETTINGS: [Setting; 2] = [
         get: |l| l.time_ms,
         set: |l, v| l.time_ms = v,
     },
+    Setting {
+        name: "connection_memory_mb",
+        min: 8,
+        max: 65_536,
+        unit: "MiB",
+        get: |l| l.budget.memory_mib(),
+        set: |l, v| l.budget.set_memory_mib(v),
+    },
 ];
 
 pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()> {
     for n_args in 0..=2 {
         let session = Arc::clone(session);
-        db.create_scalar_function(NAME, n_args, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        // Setting a limit is DIRECTONLY: a database's own views, triggers and defaults may not
+        // raise the limits of the connection that reads it. Reading them is harmless.
+        let flags = match n_args {
+            2 => FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
+            _ => FunctionFlags::SQLITE_UTF8,
+        };
+        db.create_scalar_function(NAME, n_args, flags, move |ctx| {
             js_config(&session, ctx).map_err(|e| e.in_function(NAME))
         })?;
     }

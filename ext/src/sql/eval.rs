@@ -32,7 +32,15 @@ fn js_eval(session: &Session, ctx: &Context<'_>) -> Result<SqlValue, CallError> 
         return Ok(SqlValue::Null);
     };
     let input = if ctx.len() > 1 { args::json_input(ctx, 1)? } else { Input::Null };
-    let outcome = ScriptCache::eval(&session.scripts, session.limits(), script, input)?;
-    session.set_last_console(outcome.console);
-    Ok(outcome.value)
+    match ScriptCache::eval(&session.scripts, &session.limits(), script, input) {
+        Ok(outcome) => {
+            session.set_last_console(outcome.console);
+            outcome.value
+        }
+        Err(error) => {
+            // The call never got to the end (a limit): it has no console output to show.
+            session.set_last_console(String::new());
+            Err(error)
+        }
+    }
 }

@@ -9,11 +9,12 @@
 
 mod args;
 mod config;
+mod db;
 mod eval;
 mod info;
 pub mod plugins;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
@@ -31,8 +32,10 @@ pub struct Session {
     pub last_console: Mutex<String>,
     /// The connection's stored plugins.
     plugins: Mutex<plugins::Registry>,
-    /// Bumped whenever this connection changes `js_plugins` (temporary triggers).
-    plugin_changes: AtomicU64,
+    /// This connection's own edits of `js_plugins` (reported by its temporary triggers).
+    own_changes: plugins::OwnChanges,
+    /// Set while jsbox reads `js_plugins` (SQL it runs): a jsbox function called then fails.
+    reading_plugins: AtomicBool,
     /// Bytecode of the scripts `js_eval` ran on this connection.
     pub scripts: Mutex<ScriptCache>,
 }
@@ -45,7 +48,7 @@ impl Session {
     }
 
     pub fn limits(&self) -> Limits {
-        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+        self.limits.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Changes the limits for calls and groups that start from now on; the connection's kept

@@ -1,0 +1,321 @@
+//! Plugins stored in the `js_plugins` table, as SQL functions.
+//!
+//! Each row becomes a SQL function named after the plugin, registered once per connection (with
+//! any number of arguments: `n_args` is checked at each call, so changing it needs no new
+//! registration). The function finds the plugin's current row at every call: the database is
+//! the truth, and what runs is what it holds for the connection at that moment
+//! ([`changes`]). The pieces, one job each:
+//!
+//! | module | job |
+//! |---|---|
+//! | [`rows`] | reading `js_plugins` as data, and what each row is (or why it cannot be a plugin) |
+//! | [`changes`] | knowing when a row must be read again: commits, own edits, rollbacks |
+//! | [`registry`] | the connection's plugins and caches: rows as checked, compiled plugins, kept worlds |
+//! | [`aggregate`] | aggregate and window plugins as SQLite aggregate and window functions |
+//! | this module | the SQL functions: `js_plugins_init()`, `js_plugins_reload()`, `js_call`, `js_agg`, the triggers' `js_plugins_changed`, and each plugin's own |
+//!
+//! Nothing here holds the registry's lock while SQL runs, and a jsbox function called while
+//! jsbox reads `js_plugins` (re-entry, through whatever the database put in the way) fails.
+
+mod aggregate;
+mod changes;
+mod registry;
+mod rows;
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use jsbox_abi::PluginKind;
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::Connection;
+
+use self::aggregate::PluginAggregate;
+pub use self::changes::OwnChanges;
+pub use self::registry::Registry;
+use self::registry::{Registered, Use};
+use super::db::Db;
+use super::Session;
+use crate::error::{CallError, PluginError, RowProblem};
+use crate::plugin::CompiledPlugin;
+
+/// The schema of `js_plugins` (also in `sql/schema.sql`, which is this very file).
+pub const SCHEMA: &str = include_str!("../../../../sql/schema.sql");
+
+/// A connection's plugins: what each of jsbox's plugin functions captures.
+#[derive(Clone)]
+pub struct Plugins {
+    session: Arc<Session>,
+    db: Db,
+}
+
+/// Marks the connection as reading `js_plugins` until dropped.
+struct Reading<'a>(&'a Session);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.reading_plugins.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Plugins {
+    /// Fails if jsbox is reading `js_plugins` on this connection right now (re-entry).
+    fn entered(&self) -> Result<(), CallError> {
+        if self.session.reading_plugins.load(Ordering::SeqCst) {
+            return Err(PluginError::Reentered.into());
+        }
+        Ok(())
+    }
+
+    fn reading(&self) -> Result<Reading<'_>, CallError> {
+        if self.session.reading_plugins.swap(true, Ordering::SeqCst) {
+            return Err(PluginError::Reentered.into());
+        }
+        Ok(Reading(&self.session))
+    }
+
+    /// Brings `name`'s entry up to date with the database, reading its row only if the
+    /// snapshot moved since it was last checked.
+    fn refresh(&self, name: &str) -> Result<(), CallError> {
+        let snapshot = {
+            let _reading = self.reading()?;
+            self.session.own_changes.snapshot(self.db)
+        };
+        if self.session.registry().is_current(name, snapshot) {
+            return Ok(());
+        }
+        let row = {
+            let _reading = self.reading()?;
+            rows::read_one(self.db, name)?
+        };
+        self.session.registry().update(name, snapshot, row);
+        Ok(())
+    }
+
+    /// The compiled current version of `name`, for `usage` with `argc` arguments.
+    fn compiled(&self, name: &str, usage: Use, argc: Option<usize>, via_function: bool) -> Result<Arc<CompiledPlugin>, CallError> {
+        self.entered()?;
+        self.refresh(name)?;
+        let limits = self.session.limits();
+        self.session.registry().plugin(name, usage, argc, via_function, &limits)
+    }
+
+    /// A scalar plugin call, in the connection's kept world for that plugin.
+    fn call_scalar(&self, ctx: &Context<'_>, name: &str, skip: usize, via_function: bool) -> Result<SqlValue, CallError> {
+        self.entered()?;
+        self.refresh(name)?;
+        let limits = self.session.limits();
+        let mut registry = self.session.registry();
+        let compiled = registry.plugin(name, Use::Scalar, Some(ctx.len() - skip), via_function, &limits)?;
+        let result = registry.scalar_world(name, &compiled, &limits)?.main(arguments(ctx, skip));
+        if result.is_err() {
+            // After an error or a limit, the next call starts from a fresh world.
+            registry.forget_world(name);
+        }
+        result
+    }
+
+    /// The connection's functions that are not plugins, for the shadowing check; asked once.
+    fn foreign_functions(&self, conn: &Connection) -> Arc<HashSet<String>> {
+        if let Some(known) = self.session.registry().foreign_functions() {
+            return known;
+        }
+        let names = Arc::new(rows::function_names(conn));
+        self.session.registry().set_foreign_functions(Arc::clone(&names));
+        names
+    }
+
+    /// Registers `name` as a SQL function of its kind, unless this connection already has it
+    /// (whose kind then stays: see [`PluginError::KindChanged`]).
+    fn register(&self, registry: &mut Registry, name: &str, kind: Option<PluginKind>, foreign: &HashSet<String>) -> Result<(), CallError> {
+        if registry.registered(name).is_some() {
+            return Ok(());
+        }
+        let lower = name.to_ascii_lowercase();
+        // The pragma lists this connection's plugin functions too; only the others are foreign.
+        if !registry.is_registered_lower(&lower) {
+            rows::check_name(name, foreign).map_err(PluginError::Row)?;
+        } else {
+            rows::check_name(name, &HashSet::new()).map_err(PluginError::Row)?;
+        }
+        let conn = self.db.connection();
+        let flags = FunctionFlags::SQLITE_UTF8;
+        let registered = match kind {
+            Some(PluginKind::Aggregate) => Registered::As(PluginKind::Aggregate),
+            Some(PluginKind::Window) => Registered::As(PluginKind::Window),
+            Some(PluginKind::Scalar) => Registered::As(PluginKind::Scalar),
+            None => Registered::Broken,
+        };
+        let aggregate = |usage| PluginAggregate { plugins: self.clone(), name: Some(name.to_owned()), usage };
+        let result = match registered {
+            Registered::As(PluginKind::Aggregate) => conn.create_aggregate_function(name, -1, flags, aggregate(Use::Aggregate)),
+            Registered::As(PluginKind::Window) => conn.create_window_function(name, -1, flags, aggregate(Use::Window)),
+            Registered::As(PluginKind::Scalar) | Registered::Broken => {
+                let plugins = self.clone();
+                let function = name.to_owned();
+                conn.create_scalar_function(name, -1, flags, move |ctx| {
+                    plugins.call_scalar(ctx, &function, 0, true).map_err(|e| e.in_function(&function))
+                })
+            }
+        };
+        result.map_err(|e| PluginError::Sql("registering the plugin's SQL function", e.to_string()))?;
+        registry.set_registered(name, registered);
+        Ok(())
+    }
+
+    /// `js_plugins_init()` (`create`) and `js_plugins_reload()`: installs the triggers, reads
+    /// every row, registers every usable plugin and compiles it; fails naming every row that
+    /// cannot be used (the others are registered all the same). Returns the number of rows.
+    fn sync(&self, create: bool) -> Result<i64, CallError> {
+        self.entered()?;
+        let conn = self.db.connection();
+        if create {
+            conn.execute_batch(SCHEMA).map_err(|e| PluginError::Sql("creating js_plugins", e.to_string()))?;
+        }
+        let exists = {
+            let _reading = self.reading()?;
+            self.db.with_untrusted_schema(|| rows::table_exists(&conn))?
+        };
+        if !exists {
+            return Err(PluginError::NoTable.into());
+        }
+        conn.execute_batch(changes::TRIGGERS).map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
+        let snapshot = {
+            let _reading = self.reading()?;
+            self.session.own_changes.snapshot(self.db)
+        };
+        let all = {
+            let _reading = self.reading()?;
+            rows::read_all(self.db)?
+        };
+        let foreign = self.foreign_functions(&conn);
+        let limits = self.session.limits();
+        let mut registry = self.session.registry();
+        let mut problems = Vec::new();
+        let mut names = HashSet::new();
+        for (name, row) in &all {
+            let name = match name {
+                Ok(name) => name,
+                Err(problem) => {
+                    problems.push(problem.to_string());
+                    continue;
+                }
+            };
+            names.insert(name.as_str());
+            registry.update(name, snapshot, Some(row.clone()));
+            let usable = self
+                .register(&mut registry, name, row.as_ref().ok().map(|row| row.kind), &foreign)
+                .and_then(|()| registry.plugin(name, Use::Any, None, false, &limits).map(drop));
+            if let Err(e) = usable {
+                problems.push(format!("{name}: {e}"));
+            }
+        }
+        registry.retain(|name| names.contains(name));
+        if problems.is_empty() {
+            Ok(all.len() as i64)
+        } else {
+            Err(PluginError::BadRows(problems).into())
+        }
+    }
+
+    /// At load: registers the stored plugins that can be, without compiling anything (a broken
+    /// plugin reports its error when called, or from `js_plugins_reload()`), and never fails.
+    fn register_stored(&self) {
+        let conn = self.db.connection();
+        let listing = {
+            let Ok(_reading) = self.reading() else { return };
+            match self.db.with_untrusted_schema(|| rows::table_exists(&conn)) {
+                Ok(true) => rows::list(self.db),
+                _ => return,
+            }
+        };
+        let Ok(listing) = listing else { return };
+        let _ = conn.execute_batch(changes::TRIGGERS);
+        let foreign = self.foreign_functions(&conn);
+        let mut registry = self.session.registry();
+        for row in listing {
+            if let Ok(name) = row.name {
+                let _ = self.register(&mut registry, &name, row.kind.ok(), &foreign);
+            }
+        }
+    }
+
+    /// `js_plugins_changed(name, kind, n_args, source)`, from the BEFORE INSERT and UPDATE
+    /// triggers: the row about to be written must be a usable plugin (else the statement fails
+    /// and nothing is written); it is registered if new and compiled. `js_plugins_changed(name)`,
+    /// from the AFTER DELETE trigger, drops its kept world. Returns the new own-change epoch.
+    fn changed(&self, ctx: &Context<'_>) -> Result<i64, CallError> {
+        self.entered()?;
+        if ctx.len() == 1 {
+            if let ValueRef::Text(name) = ctx.get_raw(0) {
+                self.session.registry().forget_world(&String::from_utf8_lossy(name));
+            }
+            return Ok(self.session.own_changes.next_epoch());
+        }
+        let name = rows::name(ctx.get_raw(0)).map_err(PluginError::Row)?;
+        let row = rows::row(ctx.get_raw(1), ctx.get_raw(2), ctx.get_raw(3)).map_err(|p| PluginError::named(&name, PluginError::Row(p)))?;
+        let foreign = self.foreign_functions(&self.db.connection());
+        let limits = self.session.limits();
+        let mut registry = self.session.registry();
+        self.register(&mut registry, &name, Some(row.kind), &foreign)
+            .and_then(|()| registry.compile(row.kind, row.source, &limits).map(drop))
+            .map_err(|e| PluginError::named(&name, e))?;
+        Ok(self.session.own_changes.next_epoch())
+    }
+}
+
+/// Registers `js_plugins_init`, `js_plugins_reload`, `js_plugins_changed`, `js_call`, `js_agg`,
+/// and, when `js_plugins` exists, every plugin in it.
+pub fn register(conn: &Connection, session: &Arc<Session>) -> rusqlite::Result<()> {
+    let plugins = Plugins { session: Arc::clone(session), db: Db::of(conn) };
+    // DIRECTONLY: they change what the connection runs, so a database's own schema (views,
+    // triggers) may not call them; the connection's TEMP triggers may.
+    let direct = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
+    for (name, create) in [("js_plugins_init", true), ("js_plugins_reload", false)] {
+        let plugins = plugins.clone();
+        conn.create_scalar_function(name, 0, direct, move |_| plugins.sync(create).map_err(|e| e.in_function(name)))?;
+    }
+    for n_args in [1, 4] {
+        let plugins = plugins.clone();
+        conn.create_scalar_function("js_plugins_changed", n_args, direct, move |ctx| {
+            plugins.changed(ctx).map_err(|e| e.in_function("js_plugins"))
+        })?;
+    }
+    let call = plugins.clone();
+    conn.create_scalar_function("js_call", -1, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        let name = plugin_name_argument(ctx).map_err(|e| e.in_function("js_call"))?;
+        call.call_scalar(ctx, &name, 1, false).map_err(|e| e.in_function(&name))
+    })?;
+    let js_agg = PluginAggregate { plugins: plugins.clone(), name: None, usage: Use::Aggregate };
+    conn.create_aggregate_function("js_agg", -1, FunctionFlags::SQLITE_UTF8, js_agg)?;
+    plugins.register_stored();
+    Ok(())
+}
+
+/// The first argument of `js_call` / `js_agg`: the plugin's name.
+fn plugin_name_argument(ctx: &Context<'_>) -> Result<String, CallError> {
+    if ctx.is_empty() {
+        return Err(PluginError::MissingName.into());
+    }
+    match ctx.get_raw(0) {
+        ValueRef::Text(name) => Ok(String::from_utf8_lossy(name).into_owned()),
+        other => Err(CallError::ArgumentType { what: "the plugin name", expected: "TEXT", got: super::args::type_name(other) }),
+    }
+}
+
+fn arguments<'a>(ctx: &'a Context<'_>, skip: usize) -> impl ExactSizeIterator<Item = ValueRef<'a>> + Clone {
+    (skip..ctx.len()).map(|i| ctx.get_raw(i))
+}
+
+impl Session {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.plugins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl From<RowProblem> for CallError {
+    fn from(problem: RowProblem) -> Self {
+        CallError::Plugin(PluginError::Row(problem))
+    }
+}

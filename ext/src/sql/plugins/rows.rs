@@ -1,0 +1,228 @@
+//! Reading `js_plugins` and deciding what each row is: a [`Row`] jsbox can run, or the
+//! [`RowProblem`] that keeps it from being one. A bad row never affects another.
+//!
+//! The table may come from a database file someone else made, so it is read as data only: it
+//! must be an ordinary table (a view or a virtual table would run the file's code on every
+//! read), without generated columns among those jsbox reads, and it is read with the schema
+//! untrusted ([`Db::with_untrusted_schema`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jsbox_abi::PluginKind;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::{PluginError, RowProblem, MAX_NAME_BYTES, MAX_PLUGIN_ARGS};
+use crate::sql::args::type_name;
+use crate::sql::db::Db;
+
+/// A row of `js_plugins` that can be a plugin (its name is checked apart: [`check_name`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub kind: PluginKind,
+    /// -1: any number of arguments.
+    pub n_args: i32,
+    pub source: Arc<str>,
+}
+
+/// What a row is, read without its source (enough to register its SQL function).
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub name: Result<String, RowProblem>,
+    pub kind: Result<PluginKind, RowProblem>,
+}
+
+/// The columns jsbox reads.
+const COLUMNS: [&str; 4] = ["name", "kind", "source", "n_args"];
+
+/// Whether `main.js_plugins` exists, refusing anything but an ordinary table with stored columns.
+pub fn table_exists(conn: &Connection) -> Result<bool, PluginError> {
+    let found = conn
+        .query_row("SELECT type, sql FROM main.sqlite_master WHERE lower(name) = 'js_plugins'", [], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .optional()
+        .map_err(sql("reading the schema"))?;
+    let Some((kind, sql_text)) = found else { return Ok(false) };
+    let virtual_table = sql_text.is_some_and(|s| s.trim_start().get(..14).is_some_and(|p| p.eq_ignore_ascii_case("create virtual")));
+    match kind.as_str() {
+        "table" if !virtual_table => {}
+        "table" => return Err(PluginError::NotATable("a virtual table")),
+        "view" => return Err(PluginError::NotATable("a view")),
+        _ => return Err(PluginError::NotATable("not a table")),
+    }
+    // table_xinfo's `hidden`: 2 and 3 are generated columns.
+    let mut stmt = conn.prepare("SELECT lower(name), hidden FROM pragma_table_xinfo('js_plugins', 'main')").map_err(sql("reading the schema"))?;
+    let columns: Vec<(String, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql("reading the schema"))?;
+    for wanted in COLUMNS {
+        match columns.iter().find(|(name, _)| name == wanted) {
+            None => return Err(PluginError::MissingColumn(wanted)),
+            Some((name, 2 | 3)) => return Err(PluginError::GeneratedColumn(name.clone())),
+            Some(_) => {}
+        }
+    }
+    Ok(true)
+}
+
+/// Every row's name and kind (no source: loading stays cheap however big the plugins are).
+pub fn list(db: Db) -> Result<Vec<Listing>, PluginError> {
+    read(db, "SELECT name, kind FROM main.js_plugins", [], |r| {
+        Ok(Listing { name: name(r.get_ref(0)?), kind: kind(r.get_ref(1)?) })
+    })
+}
+
+/// Every row in full: its name (or why it has none usable) and what it is.
+pub fn read_all(db: Db) -> Result<Vec<(Result<String, RowProblem>, Result<Row, RowProblem>)>, PluginError> {
+    read(db, "SELECT name, kind, n_args, source FROM main.js_plugins", [], |r| {
+        Ok((name(r.get_ref(0)?), row(r.get_ref(1)?, r.get_ref(2)?, r.get_ref(3)?)))
+    })
+}
+
+/// Plugin `name`'s row as the database holds it now; `None` if there is none.
+pub fn read_one(db: Db, plugin: &str) -> Result<Option<Result<Row, RowProblem>>, PluginError> {
+    let rows = read(db, "SELECT kind, n_args, source FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| {
+        Ok(row(r.get_ref(0)?, r.get_ref(1)?, r.get_ref(2)?))
+    })?;
+    Ok(rows.into_iter().next())
+}
+
+/// Runs one query on `js_plugins` as data: the table checked first, the schema untrusted.
+fn read<T, P: rusqlite::Params>(
+    db: Db,
+    query: &str,
+    params: P,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, PluginError> {
+    let conn = db.connection();
+    db.with_untrusted_schema(|| {
+        if !table_exists(&conn)? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = conn.prepare(query).map_err(sql("reading js_plugins"))?;
+        let rows = stmt.query_map(params, map).and_then(|rows| rows.collect());
+        rows.map_err(sql("reading js_plugins"))
+    })
+}
+
+fn sql(what: &'static str) -> impl Fn(rusqlite::Error) -> PluginError {
+    move |e| PluginError::Sql(what, e.to_string())
+}
+
+/// The row's name, as far as it can be read (its rules are [`check_name`]'s).
+pub fn name(value: ValueRef<'_>) -> Result<String, RowProblem> {
+    match value {
+        ValueRef::Null => Err(RowProblem::NoName),
+        ValueRef::Text(bytes) => Ok(String::from_utf8_lossy(bytes).into_owned()),
+        other => Err(RowProblem::NameNotText(type_name(other))),
+    }
+}
+
+fn kind(value: ValueRef<'_>) -> Result<PluginKind, RowProblem> {
+    let text = match value {
+        ValueRef::Text(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        ValueRef::Null => "NULL".to_owned(),
+        other => format!("{other:?}"),
+    };
+    PluginKind::parse(&text).ok_or(RowProblem::UnknownKind(format!("{text:?}")))
+}
+
+/// A row's kind, argument count and source, checked.
+pub fn row(kind_value: ValueRef<'_>, n_args: ValueRef<'_>, source: ValueRef<'_>) -> Result<Row, RowProblem> {
+    let kind = kind(kind_value)?;
+    let n_args = match n_args {
+        // An older table without the NOT NULL: any number.
+        ValueRef::Null => -1,
+        ValueRef::Integer(n) if n == -1 || (0..=MAX_PLUGIN_ARGS).contains(&n) => n as i32,
+        ValueRef::Integer(n) => return Err(RowProblem::ArgumentCountOutOfRange(n.to_string())),
+        ValueRef::Real(f) => return Err(RowProblem::ArgumentCountOutOfRange(f.to_string())),
+        other => return Err(RowProblem::ArgumentCountOutOfRange(format!("{} {other:?}", type_name(other)))),
+    };
+    // The shell's readfile() stores BLOBs: take the source as TEXT or BLOB.
+    let source = match source {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            std::str::from_utf8(bytes).map_err(|e| RowProblem::SourceNotUtf8(e.valid_up_to()))?
+        }
+        ValueRef::Null => return Err(RowProblem::NoSource),
+        other => return Err(RowProblem::SourceNotText(type_name(other))),
+    };
+    Ok(Row { kind, n_args, source: source.into() })
+}
+
+/// SQL operators that SQLite implements by calling the function of the same name.
+const OPERATOR_FUNCTIONS: [&str; 4] = ["regexp", "match", "glob", "like"];
+
+/// Checks that `name` can be a SQL function of its own on a connection whose other functions
+/// (not jsbox's plugins) are `foreign`, lower-cased.
+pub fn check_name(name: &str, foreign: &HashSet<String>) -> Result<(), RowProblem> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(RowProblem::NameTooLong(name.len()));
+    }
+    let mut chars = name.chars();
+    let identifier = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !identifier {
+        return Err(RowProblem::NotIdentifier(name.to_owned()));
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("js_") {
+        return Err(RowProblem::Reserved(name.to_owned()));
+    }
+    if OPERATOR_FUNCTIONS.contains(&lower.as_str()) {
+        return Err(RowProblem::Operator(name.to_owned()));
+    }
+    if foreign.contains(&lower) {
+        return Err(RowProblem::Shadows(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// The names of the connection's SQL functions (built-in and the application's), lower-cased.
+/// `pragma_function_list` exists from SQLite 3.30 on; where it does not, nothing is known.
+pub fn function_names(conn: &Connection) -> HashSet<String> {
+    let names = conn.prepare("SELECT DISTINCT lower(name) FROM pragma_function_list").and_then(|mut stmt| {
+        stmt.query_map([], |r| r.get::<_, String>(0)).and_then(|rows| rows.collect::<rusqlite::Result<HashSet<String>>>())
+    });
+    names.unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rules_and_say_which_is_broken() {
+        let foreign: HashSet<String> = ["sum".to_owned()].into();
+        assert_eq!(check_name("track_cff2", &foreign), Ok(()));
+        assert_eq!(check_name("Sum", &foreign), Err(RowProblem::Shadows("Sum".into())));
+        assert_eq!(check_name("LIKE", &foreign), Err(RowProblem::Operator("LIKE".into())));
+        assert_eq!(check_name("js_x", &foreign), Err(RowProblem::Reserved("js_x".into())));
+        assert_eq!(check_name("2x", &foreign), Err(RowProblem::NotIdentifier("2x".into())));
+        assert_eq!(check_name("", &foreign), Err(RowProblem::NotIdentifier("".into())));
+        let long = "a".repeat(300);
+        assert_eq!(check_name(&long, &foreign), Err(RowProblem::NameTooLong(300)));
+        assert_eq!(
+            RowProblem::NameTooLong(300).to_string(),
+            "plugin name is 300 bytes long; SQL function names are at most 255 bytes"
+        );
+        assert_eq!(check_name(&"a".repeat(255), &foreign), Ok(()));
+    }
+
+    #[test]
+    fn rows_are_checked_column_by_column() {
+        let ok = row(ValueRef::Text(b"window"), ValueRef::Integer(2), ValueRef::Blob(b"x"));
+        assert_eq!(ok, Ok(Row { kind: PluginKind::Window, n_args: 2, source: "x".into() }));
+        assert_eq!(row(ValueRef::Text(b"tabel"), ValueRef::Null, ValueRef::Text(b"")), Err(RowProblem::UnknownKind("\"tabel\"".into())));
+        assert_eq!(
+            row(ValueRef::Text(b"scalar"), ValueRef::Integer(1 << 40), ValueRef::Text(b"")),
+            Err(RowProblem::ArgumentCountOutOfRange((1i64 << 40).to_string()))
+        );
+        assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Integer(-2), ValueRef::Text(b"")), Err(RowProblem::ArgumentCountOutOfRange("-2".into())));
+        assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Null, ValueRef::Null), Err(RowProblem::NoSource));
+        assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Null, ValueRef::Blob(b"\xff")), Err(RowProblem::SourceNotUtf8(0)));
+        assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Null, ValueRef::Integer(1)), Err(RowProblem::SourceNotText("INTEGER")));
+    }
+}
