@@ -14,7 +14,8 @@ use crate::sandbox;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()> {
-    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    // The one function that is innocuous: a constant, no state, no cost.
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
     db.create_scalar_function("js_version", 0, flags, |_| Ok(VERSION))?;
     let session = Arc::clone(session);
     db.create_scalar_function("js_debug", 0, FunctionFlags::SQLITE_UTF8, move |_| {
@@ -64,6 +65,7 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
         "guest_precompiled_bytes": runtime.guest_bytes(),
         "json_input_parser": "serde_json",
         "scripts_cached": session.scripts().len(),
+        "plugins": session.plugin_stats(),
         "last_console": last_console,
     });
     Ok(debug.to_string())

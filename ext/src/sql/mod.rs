@@ -14,7 +14,7 @@ mod eval;
 mod info;
 pub mod plugins;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
@@ -36,6 +36,9 @@ pub struct Session {
     own_changes: plugins::OwnChanges,
     /// Set while jsbox reads `js_plugins` (SQL it runs): a jsbox function called then fails.
     reading_plugins: AtomicBool,
+    /// Rows of `js_plugins` read one by one (at a call, after a change), and their source bytes.
+    plugin_rows_read: AtomicU64,
+    plugin_source_bytes_read: AtomicU64,
     /// Bytecode of the scripts `js_eval` ran on this connection.
     pub scripts: Mutex<ScriptCache>,
 }

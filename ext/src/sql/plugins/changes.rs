@@ -23,18 +23,19 @@ use crate::sql::db::{Db, Transaction};
 /// The connection's temporary epoch table and triggers. The write triggers run BEFORE the row
 /// is written, so a row that jsbox refuses is never stored.
 pub const TRIGGERS: &str = "
-CREATE TEMP TABLE IF NOT EXISTS jsbox_plugins_epoch(id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);
-INSERT OR IGNORE INTO temp.jsbox_plugins_epoch(id, epoch) VALUES (1, 0);
+CREATE TEMP TABLE IF NOT EXISTS jsbox_plugins_epoch(epoch INTEGER NOT NULL);
+INSERT INTO temp.jsbox_plugins_epoch(epoch) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM temp.jsbox_plugins_epoch);
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_epoch_kept BEFORE DELETE ON jsbox_plugins_epoch BEGIN
+  SELECT RAISE(ABORT, 'jsbox keeps this row: it tells which edits of js_plugins this connection made');
+END;
 CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_insert BEFORE INSERT ON main.js_plugins BEGIN
-  INSERT OR REPLACE INTO jsbox_plugins_epoch(id, epoch)
-    VALUES (1, js_plugins_changed(NEW.name, NEW.kind, NEW.n_args, NEW.source));
+  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NEW.name, NEW.kind, NEW.n_args, NEW.source);
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_update BEFORE UPDATE ON main.js_plugins BEGIN
-  INSERT OR REPLACE INTO jsbox_plugins_epoch(id, epoch)
-    VALUES (1, js_plugins_changed(NEW.name, NEW.kind, NEW.n_args, NEW.source));
+  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NEW.name, NEW.kind, NEW.n_args, NEW.source);
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_delete AFTER DELETE ON main.js_plugins BEGIN
-  INSERT OR REPLACE INTO jsbox_plugins_epoch(id, epoch) VALUES (1, js_plugins_changed(OLD.name));
+  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(OLD.name);
 END;
 ";
 
@@ -64,7 +65,7 @@ impl OwnChanges {
         }
         let stored = db
             .connection()
-            .query_row("SELECT epoch FROM temp.jsbox_plugins_epoch WHERE id = 1", [], |r| r.get::<_, i64>(0));
+            .query_row("SELECT epoch FROM temp.jsbox_plugins_epoch", [], |r| r.get::<_, i64>(0));
         let own_epoch = match stored {
             Ok(epoch) => epoch,
             // The table went away with a rolled-back transaction that created it: nothing can

@@ -89,6 +89,12 @@ impl Plugins {
             let _reading = self.reading()?;
             rows::read_one(self.db, name)?
         };
+        let bytes = match &row {
+            Some(Ok(row)) => row.source.len() as u64,
+            _ => 0,
+        };
+        self.session.plugin_rows_read.fetch_add(1, Ordering::Relaxed);
+        self.session.plugin_source_bytes_read.fetch_add(bytes, Ordering::Relaxed);
         self.session.registry().update(name, snapshot, row);
         Ok(())
     }
@@ -170,13 +176,15 @@ impl Plugins {
     fn sync(&self, create: bool) -> Result<i64, CallError> {
         self.entered()?;
         let conn = self.db.connection();
+        let table_exists = || {
+            let _reading = self.reading()?;
+            self.db.with_untrusted_schema(|| rows::table_exists(&conn)).map_err(CallError::from)
+        };
+        let mut exists = table_exists()?;
         if create {
             conn.execute_batch(SCHEMA).map_err(|e| PluginError::Sql("creating js_plugins", e.to_string()))?;
+            exists = table_exists()?;
         }
-        let exists = {
-            let _reading = self.reading()?;
-            self.db.with_untrusted_schema(|| rows::table_exists(&conn))?
-        };
         if !exists {
             return Err(PluginError::NoTable.into());
         }
@@ -309,6 +317,18 @@ fn arguments<'a>(ctx: &'a Context<'_>, skip: usize) -> impl ExactSizeIterator<It
 }
 
 impl Session {
+    /// What `js_debug()` shows of the connection's plugins.
+    pub fn plugin_stats(&self) -> serde_json::Value {
+        let registry = self.registry();
+        serde_json::json!({
+            "registered": registry.registered_count(),
+            "kept_worlds": registry.kept_worlds(),
+            "compiled_cached": registry.compiled_cached(),
+            "rows_read": self.plugin_rows_read.load(Ordering::Relaxed),
+            "source_bytes_read": self.plugin_source_bytes_read.load(Ordering::Relaxed),
+        })
+    }
+
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.plugins.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -276,6 +276,10 @@ impl Registry {
         self.worlds.clear();
     }
 
+    pub fn registered_count(&self) -> usize {
+        self.registered.len()
+    }
+
     pub fn kept_worlds(&self) -> usize {
         self.worlds.len()
     }
