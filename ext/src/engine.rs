@@ -1,9 +1,11 @@
 //! Process-wide state, created once on first use: the wasmtime [`Engine`] (pooling allocator),
 //! the precompiled guest deserialized from the bytes embedded in this library, its
 //! [`InstancePre`] with the WASI imports linked, and the epoch ticker thread that enforces time
-//! limits for every connection.
+//! limits for every connection (started again in the child after `fork()`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::marker::PhantomData;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::Duration;
@@ -52,7 +54,6 @@ pub struct Runtime {
     pub pre: InstancePre<HostState>,
     pub exports: GuestExports,
     pub ticker: Ticker,
-    seeds: AtomicU64,
 }
 
 static RUNTIME: OnceLock<Result<Runtime, CallError>> = OnceLock::new();
@@ -86,13 +87,22 @@ impl Runtime {
         wasi::add_to_linker(&mut linker).map_err(internal("linking WASI"))?;
         let pre = linker.instantiate_pre(&module).map_err(internal("linking the guest"))?;
         let exports = GuestExports::resolve(&module)?;
-        let ticker = Ticker::start(engine.clone());
-        Ok(Runtime { engine, pre, exports, ticker, seeds: AtomicU64::new(initial_seed()) })
+        // Seeds come from the OS's random source, which must work before any call is made.
+        wasi::fill_random(&mut [0; 8]).map_err(|e| CallError::Internal(format!("reading the OS's random source: {e}")))?;
+        let ticker = Ticker::start(engine.clone())
+            .map_err(|e| CallError::Internal(format!("starting the epoch thread: {e}")))?;
+        Ok(Runtime { engine, pre, exports, ticker })
     }
 
-    /// A fresh seed for `Math.random` in the next call.
+    /// A fresh seed for `Math.random` in the next call, from the OS's CSPRNG: nothing a script
+    /// learns about its own seed tells it another call's (in this connection, another one, or
+    /// a forked process). One `getrandom(2)` per call (~0.3 µs, see docs/hardening.md).
     pub fn next_seed(&self) -> u64 {
-        self.seeds.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        let mut seed = [0; 8];
+        // `Runtime::new` checked that the source works; it does not stop working (`getrandom`
+        // only fails for a bad buffer, and retries interruptions).
+        wasi::fill_random(&mut seed).expect("the OS's random source failed after working at start-up");
+        u64::from_ne_bytes(seed)
     }
 
     /// Size of the embedded precompiled guest, for `js_debug()`.
@@ -122,85 +132,123 @@ fn pooling() -> PoolingAllocationConfig {
     pool
 }
 
-fn initial_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(std::process::id() as u64);
-    hasher.finish()
-}
-
 /// The single thread that advances the engine's epoch while calls are running. After a second
 /// without any call it parks, so that an idle process with jsbox loaded does not wake up; it is
 /// woken (one syscall) only then, not on every call of a busy statement.
+///
+/// `fork()` copies only the forking thread, so a child process has no ticker, and without one no
+/// time limit would ever fire there (Python's `multiprocessing`, gunicorn's preloaded workers). A
+/// `pthread_atfork` handler marks the child, and the child's first call starts a new ticker.
+///
+/// The ticker's state is process-wide (statics): there is one runtime per process, and the fork
+/// handler, which gets no argument, must reach it.
 pub struct Ticker {
-    state: Arc<TickerState>,
-    thread: Thread,
+    /// What the ticker advances; kept to start a new ticker after a fork.
+    engine: Engine,
 }
 
-struct TickerState {
-    /// Calls in the sandbox right now.
-    active: AtomicUsize,
-    /// Set while the ticker thread is (about to be) parked.
-    parked: AtomicBool,
-}
+/// Calls in the sandbox right now.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// Set while the ticker thread is (about to be) parked.
+static PARKED: AtomicBool = AtomicBool::new(false);
+/// Set in a child process by the fork handler until its first call starts its own ticker.
+static FORKED: AtomicBool = AtomicBool::new(false);
+/// The running ticker's handle, published by the ticker thread itself before it can park, for
+/// calls to unpark it. Never freed: a caller may still hold the previous one when a forked child
+/// replaces it (one small allocation per fork).
+static TICKER_THREAD: AtomicPtr<Thread> = AtomicPtr::new(ptr::null_mut());
 
 /// Ticks without any call before the ticker parks.
 const IDLE_TICKS_BEFORE_PARKING: u32 = 100;
 
 /// Keeps the ticker running while a call is in the sandbox.
-pub struct TickerGuard<'a>(&'a Ticker);
+pub struct TickerGuard<'a>(PhantomData<&'a Ticker>);
 
 impl Ticker {
-    fn start(engine: Engine) -> Self {
-        let state = Arc::new(TickerState { active: AtomicUsize::new(0), parked: AtomicBool::new(false) });
-        let shared = Arc::clone(&state);
-        let handle = thread::Builder::new()
-            .name("jsbox-epoch".into())
-            .spawn(move || {
-                let mut idle_ticks = 0;
-                loop {
-                    if shared.active.load(Ordering::SeqCst) > 0 {
-                        idle_ticks = 0;
-                    } else {
-                        idle_ticks += 1;
-                    }
-                    if idle_ticks > IDLE_TICKS_BEFORE_PARKING {
-                        // Announce the park before re-checking, so that a call entering now
-                        // either is seen here or sees `parked` and unparks us.
-                        shared.parked.store(true, Ordering::SeqCst);
-                        if shared.active.load(Ordering::SeqCst) == 0 {
-                            thread::park();
-                        }
-                        shared.parked.store(false, Ordering::SeqCst);
-                        idle_ticks = 0;
-                        continue;
-                    }
-                    thread::sleep(TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .expect("spawning the jsbox epoch thread");
-        Ticker { state, thread: handle.thread().clone() }
-    }
-
-    /// Marks a call as running until the guard is dropped.
-    pub fn enter(&self) -> TickerGuard<'_> {
-        self.state.active.fetch_add(1, Ordering::SeqCst);
-        if self.state.parked.load(Ordering::SeqCst) {
-            self.thread.unpark();
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        static AT_FORK: OnceLock<libc::c_int> = OnceLock::new();
+        // SAFETY: registers a handler that only stores to atomics (async-signal-safe, as
+        // handlers run in the child of a multithreaded process must be); this library is never
+        // unloaded (see `lib.rs`), so the handler's code stays mapped.
+        let registered = *AT_FORK.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) });
+        if registered != 0 {
+            return Err(std::io::Error::from_raw_os_error(registered));
         }
-        TickerGuard(self)
+        spawn_ticker(engine.clone())?;
+        Ok(Ticker { engine })
     }
 
-    /// Epoch ticks that make up `ms` milliseconds, plus one: the first tick may come at any time
-    /// after the call starts, so the limit is never cut short.
-    pub fn ticks_for(ms: u64) -> u64 {
-        ms.div_ceil(TICK.as_millis() as u64) + 1
+    /// Marks a call as running until the guard is dropped; in a forked child, first starts the
+    /// child's ticker. Fails only when that thread cannot be started: a call without a ticker
+    /// would have no time limit.
+    pub fn enter(&self) -> Result<TickerGuard<'_>, CallError> {
+        ACTIVE.fetch_add(1, Ordering::SeqCst);
+        let guard = TickerGuard(PhantomData);
+        if FORKED.load(Ordering::Relaxed) {
+            self.restart_after_fork()?;
+        }
+        if PARKED.load(Ordering::SeqCst) {
+            let thread = TICKER_THREAD.load(Ordering::SeqCst);
+            // SAFETY: `PARKED` is only set by a running ticker, after it published its handle,
+            // and handles are never freed.
+            unsafe { (*thread).unpark() };
+        }
+        Ok(guard)
     }
+
+    /// The first call in a forked child starts the child's ticker (one call does, if several
+    /// threads of the child enter at once; the others' calls are timed as soon as it runs).
+    #[cold]
+    fn restart_after_fork(&self) -> Result<(), CallError> {
+        if FORKED.swap(false, Ordering::SeqCst) {
+            if let Err(e) = spawn_ticker(self.engine.clone()) {
+                FORKED.store(true, Ordering::SeqCst);
+                return Err(CallError::Internal(format!("starting the epoch thread after fork(): {e}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fork handler, run in the child (which has only the forking thread): no ticker runs here,
+/// and no call either, since fork() is never called from inside one.
+extern "C" fn after_fork_in_child() {
+    ACTIVE.store(0, Ordering::SeqCst);
+    PARKED.store(false, Ordering::SeqCst);
+    FORKED.store(true, Ordering::SeqCst);
+}
+
+/// Starts a ticker thread advancing `engine`'s epoch.
+fn spawn_ticker(engine: Engine) -> std::io::Result<()> {
+    thread::Builder::new().name("jsbox-epoch".into()).spawn(move || {
+        TICKER_THREAD.store(Box::into_raw(Box::new(thread::current())), Ordering::SeqCst);
+        let mut idle_ticks = 0;
+        loop {
+            if ACTIVE.load(Ordering::SeqCst) > 0 {
+                idle_ticks = 0;
+            } else {
+                idle_ticks += 1;
+            }
+            if idle_ticks > IDLE_TICKS_BEFORE_PARKING {
+                // Announce the park before re-checking, so that a call entering now either is
+                // seen here or sees `PARKED` and unparks us.
+                PARKED.store(true, Ordering::SeqCst);
+                if ACTIVE.load(Ordering::SeqCst) == 0 {
+                    thread::park();
+                }
+                PARKED.store(false, Ordering::SeqCst);
+                idle_ticks = 0;
+                continue;
+            }
+            thread::sleep(TICK);
+            engine.increment_epoch();
+        }
+    })?;
+    Ok(())
 }
 
 impl Drop for TickerGuard<'_> {
     fn drop(&mut self) {
-        self.0.state.active.fetch_sub(1, Ordering::SeqCst);
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
     }
 }

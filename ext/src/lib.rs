@@ -11,8 +11,9 @@
 //! [`script_cache`] (js_eval scripts' bytecode per connection) · [`plugin`] (stored plugins:
 //! compile, worlds, rows into the sandbox) · [`abi`] (host side of the guest ABI) · [`wasi`] (the
 //! capability-free WASI imports) ·
-//! [`interrupt`] (calls stop when the connection is interrupted) · [`sql`] (the SQL surface) ·
-//! [`error`] (the error type).
+//! [`interrupt`] (calls stop when the connection is interrupted) · [`native_stack`] (the guest
+//! gets its whole stack, on a fresh segment where the calling thread's is too small) · [`sql`]
+//! (the SQL surface) · [`error`] (the error type).
 
 pub mod abi;
 pub mod budget;
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod engine_config;
 pub mod error;
 pub mod interrupt;
+pub mod native_stack;
 pub mod plugin;
 pub mod sandbox;
 pub mod script_cache;

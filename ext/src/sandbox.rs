@@ -6,19 +6,26 @@
 //!
 //! Time and interrupts share one mechanism: the store's epoch deadline is always the next tick
 //! of the process's epoch thread, and at each tick [`HostState::on_tick`] either stops the call
-//! (limit spent, connection interrupted) or lets it run one tick more.
+//! (its wall-clock deadline passed, connection interrupted) or lets it run one tick more. The
+//! deadline is a point in time, not a number of ticks: ticks that pass while the calling thread
+//! waits for a CPU are not lost, so a busy machine does not stretch the limit.
+//!
+//! Every entry into the guest runs through [`native_stack::on_guest_stack`], so that a thread
+//! with a small native stack gets the guest's stack overflow error rather than a crash.
 
 use jsbox_abi::{ErrorKind, Response};
 use rusqlite::types::Value as SqlValue;
 use wasmtime::{PoolConcurrencyLimitError, ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::abi::{Guest, GuestResult, Input};
 use crate::budget::{Budget, Permit};
-use crate::engine::{self, Ticker};
+use crate::engine;
 use crate::error::CallError;
 use crate::interrupt::Interrupt;
+use crate::native_stack;
 
 /// Resource limits of one call, and the connection's budget it counts against.
 #[derive(Clone, Debug)]
@@ -55,8 +62,8 @@ pub struct HostState {
     permit: Permit,
     /// Set when the connection's budget refused a growth.
     budget_refused: bool,
-    /// Epoch ticks the current call may still run.
-    ticks_left: u64,
+    /// When the current call's time limit runs out (wall-clock time from its start).
+    deadline: Instant,
     interrupt: Option<Interrupt>,
     /// Set when the epoch callback stopped the call.
     stopped: Option<Stop>,
@@ -64,14 +71,14 @@ pub struct HostState {
 
 impl HostState {
     /// Wasmtime's epoch callback, run on the calling thread at every tick while the guest runs:
-    /// stops the call when the connection was interrupted or the time limit is spent.
+    /// stops the call when the connection was interrupted or its deadline has passed (so within
+    /// one tick of the deadline, however long the thread waited for a CPU in between).
     fn on_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
         if self.interrupt.is_some_and(|interrupt| interrupt.interrupted()) {
             self.stopped = Some(Stop::Interrupted);
             return Err(Trap::Interrupt.into());
         }
-        self.ticks_left = self.ticks_left.saturating_sub(1);
-        if self.ticks_left == 0 {
+        if Instant::now() >= self.deadline {
             self.stopped = Some(Stop::TimeLimit);
             return Err(Trap::Interrupt.into());
         }
@@ -82,7 +89,9 @@ impl HostState {
     fn start_call(&mut self, limits: &Limits) {
         self.memory_refused = false;
         self.budget_refused = false;
-        self.ticks_left = Ticker::ticks_for(limits.time_ms);
+        let now = Instant::now();
+        // `js_config` caps the limit at an hour; a far-off deadline is as good as none.
+        self.deadline = now.checked_add(Duration::from_millis(limits.time_ms)).unwrap_or(now + Duration::from_secs(1 << 32));
         self.stopped = None;
     }
 }
@@ -193,7 +202,7 @@ impl Instance {
             memory_refused: false,
             permit,
             budget_refused: false,
-            ticks_left: 0,
+            deadline: Instant::now(),
             interrupt: limits.interrupt,
             stopped: None,
         };
@@ -202,8 +211,8 @@ impl Instance {
         store.limiter(|state| state);
         store.epoch_deadline_callback(|mut ctx| ctx.data_mut().on_tick());
         store.set_epoch_deadline(1);
-        let _ticking = runtime.ticker.enter();
-        let instance = match runtime.pre.instantiate(&mut store) {
+        let _ticking = runtime.ticker.enter()?;
+        let instance = match native_stack::on_guest_stack(|| runtime.pre.instantiate(&mut store)) {
             Ok(instance) => instance,
             Err(e) => return Err(failure(e, store.data(), &limits)),
         };
@@ -219,8 +228,8 @@ impl Instance {
         let runtime = engine::runtime()?;
         self.store.data_mut().start_call(&self.limits);
         self.store.set_epoch_deadline(1);
-        let _ticking = runtime.ticker.enter();
-        let result = f(&self.guest, &mut self.store);
+        let _ticking = runtime.ticker.enter()?;
+        let result = native_stack::on_guest_stack(|| f(&self.guest, &mut self.store));
         let state = self.store.data();
         match result {
             Ok(Ok(value)) => Ok(value),

@@ -2,8 +2,8 @@
 //! that wasi-libc and Rust's std need to start, implemented here so that they grant nothing.
 //!
 //! There are no preopened directories (so no file can be named), no environment, no arguments
-//! and no sockets; writes to stdout/stderr are swallowed; the clock and `random_get` are the
-//! only facts the guest gets from the host. This module is shared (by `#[path]`) with the build
+//! and no sockets; writes to stdout/stderr are swallowed; the clock and `random_get` (the OS's
+//! CSPRNG) are the only facts the guest gets from the host. This module is shared (by `#[path]`) with the build
 //! tool, which runs the same guest under Wizer.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,6 +18,7 @@ mod errno {
     pub const BADF: i32 = 8;
     pub const FAULT: i32 = 21;
     pub const INVAL: i32 = 28;
+    pub const IO: i32 = 29;
 }
 
 /// Adds the WASI imports to `linker`.
@@ -98,20 +99,44 @@ fn random_get<T>(mut caller: Caller<'_, T>, buf: i32, len: i32) -> i32 {
     else {
         return errno::FAULT;
     };
-    fill_random(bytes);
-    errno::SUCCESS
+    match fill_random(bytes) {
+        Ok(()) => errno::SUCCESS,
+        Err(_) => errno::IO,
+    }
 }
 
-/// Fills `bytes` from std's per-process random keys (the guest uses randomness only to seed
-/// hash maps; `Math.random` is seeded per call by the host through the ABI).
-fn fill_random(bytes: &mut [u8]) {
-    use std::hash::{BuildHasher, Hasher};
-    let state = std::collections::hash_map::RandomState::new();
-    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        let mut hasher = state.build_hasher();
-        hasher.write_usize(i);
-        chunk.copy_from_slice(&hasher.finish().to_le_bytes()[..chunk.len()]);
+/// Fills `bytes` from the operating system's CSPRNG: `getrandom(2)`, or `/dev/urandom` where
+/// that system call is missing (Linux before 3.17) or refused (a seccomp filter). The guest's
+/// `random_get` and the host's per-call `Math.random` seeds both come from here, so no output
+/// of one call, connection or (forked) process says anything about another's.
+pub fn fill_random(bytes: &mut [u8]) -> std::io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut filled = 0;
+        while filled < bytes.len() {
+            let rest = &mut bytes[filled..];
+            // SAFETY: `rest` is a live, writable buffer of `rest.len()` bytes.
+            let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+            if n > 0 {
+                filled += n as usize;
+                continue;
+            }
+            let error = std::io::Error::last_os_error();
+            match error.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ENOSYS | libc::EPERM) => return urandom(rest),
+                _ => return Err(error),
+            }
+        }
+        Ok(())
     }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    urandom(bytes)
+}
+
+fn urandom(bytes: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(bytes)
 }
 
 /// Swallows writes to stdout and stderr (the guest's console is captured by the guest itself),
@@ -131,4 +156,36 @@ fn fd_write<T>(mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, wri
         total = total.wrapping_add(u32::from_le_bytes(len.try_into().expect("4 bytes")));
     }
     write_u32s(&mut caller, &[(written, total)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_random;
+
+    /// Bytes from the OS's CSPRNG: no two draws alike, no constant output, every byte value in
+    /// a long draw (a buffer longer than one `getrandom` call returns is filled whole).
+    #[test]
+    fn fill_random_draws_from_the_os() {
+        let draw = |len: usize| {
+            let mut bytes = vec![0u8; len];
+            fill_random(&mut bytes).unwrap();
+            bytes
+        };
+        let draws: Vec<Vec<u8>> = (0..64).map(|_| draw(16)).collect();
+        for (i, a) in draws.iter().enumerate() {
+            assert!(draws[i + 1..].iter().all(|b| a != b), "a repeated draw: {a:x?}");
+        }
+        let long = draw(1 << 20);
+        let mut seen = [false; 256];
+        long.iter().for_each(|&b| seen[b as usize] = true);
+        assert!(seen.iter().all(|&s| s));
+        assert!(long[long.len() - 4096..].iter().any(|&b| b != 0), "the end of a long draw was not filled");
+        // Its cost, for docs/hardening.md (`cargo test --release -p jsbox fill_random -- --nocapture`).
+        let started = std::time::Instant::now();
+        let mut seed = [0u8; 8];
+        for _ in 0..100_000 {
+            fill_random(&mut seed).unwrap();
+        }
+        println!("fill_random, 8 bytes: {:.0} ns per call", started.elapsed().as_nanos() as f64 / 100_000.0);
+    }
 }
