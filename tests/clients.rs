@@ -57,6 +57,17 @@ fn sqlite3_shell_reports_errors_and_keeps_console_off_stdout() {
 }
 
 #[test]
+fn no_panic_text_ever_reaches_the_hosts_stderr() {
+    let load = format!(".load {}", extension_path());
+    for sql in ["SELECT js_call();", "SELECT js_agg();", "SELECT js_call(1);", "SELECT js_agg(NULL, 1);"] {
+        let (out, err, ok) = sqlite3(&[":memory:", "-cmd", &load, sql]);
+        assert!(!ok && out.is_empty(), "{sql}: {out}");
+        assert!(err.contains("js_call: ") || err.contains("js_agg: "), "{sql}: {err}");
+        assert!(!err.contains("panic") && !err.contains("backtrace") && err.lines().count() == 1, "{sql}: {err}");
+    }
+}
+
+#[test]
 fn sqlite3_shell_runs_the_demo() {
     let demo = std::fs::read_to_string(repo_root().join("sql/demo.sql")).unwrap();
     let demo = demo.replace(".load ./target/release/libjsbox", &format!(".load {}", extension_path()));

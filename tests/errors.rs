@@ -55,6 +55,34 @@ fn memory_limit() {
 }
 
 #[test]
+fn out_of_memory_inside_quickjs_names_the_limit() {
+    // QuickJS's own allocator failing (not a growth wasmtime refused in the host's view of the
+    // call) used to read "uncaught exception: [uninitialized]".
+    check("'\\u2026'.repeat(4e6).normalize('NFKD').length", Value::Null, "js_eval: memory limit of 64 MiB exceeded");
+    let conn = open();
+    conn.query_row("SELECT js_config('memory_limit_mb', 32)", [], |_| Ok(())).unwrap();
+    for script in ["'\\u2026'.repeat(4e6).normalize('NFKD').length", "JSON.stringify(Array(3e6).fill('ab'))", "new Array(1e7).fill(0).map(String).length"] {
+        assert_eq!(eval_error(&conn, script, Value::Null), "js_eval: memory limit of 32 MiB exceeded", "{script}");
+    }
+    assert_usable(&conn);
+}
+
+#[test]
+fn the_last_console_is_the_last_calls_even_when_it_failed() {
+    let conn = open();
+    let last_console = |conn: &rusqlite::Connection| -> String {
+        conn.query_row("SELECT js_debug() ->> '$.last_console'", [], |r| r.get(0)).unwrap()
+    };
+    eval1(&conn, "console.log('first'); 1").unwrap();
+    assert_eq!(last_console(&conn), "first\n");
+    eval1(&conn, "console.log('second'); nosuch").unwrap_err();
+    assert_eq!(last_console(&conn), "second\n", "a script that threw shows its own output");
+    conn.query_row("SELECT js_config('time_limit_ms', 50)", [], |_| Ok(())).unwrap();
+    eval1(&conn, "console.log('third'); while (true) {}").unwrap_err();
+    assert_eq!(last_console(&conn), "", "a call stopped by a limit shows none, never the previous call's");
+}
+
+#[test]
 fn stack_overflow() {
     check("function f() { return f() + 1 } f()", Value::Null, "js_eval: stack overflow");
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));

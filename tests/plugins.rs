@@ -304,7 +304,7 @@ fn broken_plugins_are_reported_with_their_name() {
     let err = store(&conn, "broken", "scalar", "function main( {").unwrap_err().to_string();
     assert!(err.starts_with("js_plugins: broken: SyntaxError:"), "{err}");
     let err = store(&conn, "partial", "aggregate", "function init() {}\nfunction final(s) {}").unwrap_err().to_string();
-    assert_eq!(err, "js_plugins: partial: a aggregate plugin must define init, step, final; missing: step");
+    assert_eq!(err, "js_plugins: partial: an aggregate plugin must define init, step, final; missing: step");
     let count: i64 = conn.query_row("SELECT count(*) FROM js_plugins", [], |r| r.get(0)).unwrap();
     assert_eq!(count, 0);
     // Stored by a connection without jsbox: reported when first called.
@@ -339,7 +339,7 @@ fn names_are_validated() {
     assert_eq!(store(&conn, "sum", "scalar", main).unwrap_err().to_string(), "js_plugins: sum: plugin name sum would shadow the SQL function sum(); choose another name");
     assert_eq!(store(&conn, "json_extract", "scalar", main).unwrap_err().to_string(), "js_plugins: json_extract: plugin name json_extract would shadow the SQL function json_extract(); choose another name");
     assert_eq!(store(&conn, "js_thing", "scalar", main).unwrap_err().to_string(), "js_plugins: js_thing: plugin name js_thing is reserved: js_ names belong to jsbox");
-    assert_eq!(store(&conn, "has space", "scalar", main).unwrap_err().to_string(), "js_plugins: plugin name \"has space\" is not an identifier (letters, digits, _)");
+    assert_eq!(store(&conn, "has space", "scalar", main).unwrap_err().to_string(), "js_plugins: has space: plugin name \"has space\" is not an identifier (letters, digits, _)");
     assert_eq!(store(&conn, "x", "table", main).unwrap_err().to_string(), "js_plugins: x: unknown kind \"table\"; a plugin is scalar, aggregate or window");
     assert!(store(&conn, "fine_name2", "scalar", main).is_ok());
     assert_eq!(values(&conn, "SELECT fine_name2()"), vec![Value::Integer(1)]);
@@ -352,4 +352,34 @@ fn js_plugins_functions_without_a_table() {
     assert_eq!(error_of(&conn, "SELECT js_call('nothing')"), "nothing: no plugin named nothing in js_plugins (deleted?)");
     assert_eq!(values(&conn, "SELECT js_plugins_init()"), vec![Value::Integer(0)]);
     assert_eq!(values(&conn, "SELECT js_plugins_init()"), vec![Value::Integer(0)], "idempotent");
+}
+
+#[test]
+fn a_window_over_an_empty_frame_is_final_of_init() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store(&conn, "frame_size", "window", "function init() { return 0 }\nfunction step(s) { return s + 1 }\nfunction inverse(s) { return s - 1 }\nfunction final(s) { return s }").unwrap();
+    // Frames beyond the partition's end are empty from the first row on.
+    let got = values(&conn, &format!("SELECT frame_size(value) OVER (ORDER BY value ROWS BETWEEN 5 FOLLOWING AND 6 FOLLOWING) FROM {}", series(1, 3)));
+    assert_eq!(got, vec![Value::Integer(0); 3]);
+    // Frames that empty out after rows were stepped.
+    let got = values(&conn, &format!("SELECT frame_size(value) OVER (ORDER BY value ROWS BETWEEN 1 FOLLOWING AND 2 FOLLOWING) FROM {}", series(1, 4)));
+    assert_eq!(got, vec![Value::Integer(2), Value::Integer(2), Value::Integer(1), Value::Integer(0)]);
+}
+
+#[test]
+fn js_agg_and_js_call_need_one_plugin_name() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store(&conn, "a", "aggregate", "function init() { return 0 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }").unwrap();
+    store(&conn, "b", "aggregate", "function init() { return 100 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }").unwrap();
+    assert_eq!(
+        error_of(&conn, &format!("SELECT js_agg(CASE WHEN value < 3 THEN 'a' ELSE 'b' END, value) FROM {}", series(1, 5))),
+        "js_agg: the plugin name changed within a group, from a to b"
+    );
+    assert_eq!(values(&conn, &format!("SELECT js_agg('b', value) FROM {}", series(1, 5))), vec![Value::Integer(115)]);
+    assert_eq!(error_of(&conn, "SELECT js_agg()"), "js_agg: the first argument must be the plugin's name");
+    assert_eq!(error_of(&conn, "SELECT js_call()"), "js_call: the first argument must be the plugin's name");
+    assert_eq!(error_of(&conn, "SELECT js_call(7)"), "js_call: the plugin name must be TEXT, not INTEGER");
+    assert_eq!(error_of(&conn, "SELECT js_call('a', 1)"), "a: a is an aggregate plugin, not scalar");
 }

@@ -75,12 +75,12 @@ pub enum PluginError {
     /// A row that cannot be a plugin, and why.
     #[error("{0}")]
     Row(#[from] RowProblem),
-    #[error("{name} is a {kind} plugin, not {want}")]
+    #[error("{name} is {} {kind} plugin, not {want}", article(kind))]
     WrongKind { name: String, kind: &'static str, want: &'static str },
     /// SQLite cannot redefine a function while any statement runs, which is always the case
     /// inside a SQL function: the connection keeps the kind it registered first.
-    #[error("{name} is now a{article} {now} plugin, but this connection registered it as a {registered} function before it changed; reopen the connection (or load jsbox again) to use it as {now}{also}")]
-    KindChanged { name: String, registered: &'static str, now: &'static str, article: &'static str, also: &'static str },
+    #[error("{name} is now {} {now} plugin, but this connection registered it as {} {registered} function before it changed; reopen the connection (or load jsbox again) to use it as {now}{also}", article(now), article(registered))]
+    KindChanged { name: String, registered: &'static str, now: &'static str, also: &'static str },
     #[error("{name} takes {expected} argument{s}, not {got}", s = if *expected == 1 { "" } else { "s" })]
     ArgumentCount { name: String, expected: i32, got: usize },
     #[error("the plugin name changed within a group, from {first} to {now}")]
@@ -135,6 +135,15 @@ pub enum RowProblem {
     SourceNotText(&'static str),
     #[error("the plugin source is not valid UTF-8 (invalid byte at offset {0})")]
     SourceNotUtf8(usize),
+}
+
+/// "a" or "an", for a kind's name.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// SQLite's limit on a function name's length, in bytes.

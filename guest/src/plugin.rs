@@ -62,7 +62,8 @@ fn run_and_check<'js>(ctx: &Ctx<'js>, function: Value<'js>, kind: PluginKind) ->
     Err(GuestError::new(
         ErrorKind::Script,
         format!(
-            "a {} plugin must define {}; missing: {}",
+            "{} {} plugin must define {}; missing: {}",
+            if kind == PluginKind::Aggregate { "an" } else { "a" },
             kind.as_str(),
             kind.required_functions().join(", "),
             missing.join(", ")

@@ -294,7 +294,6 @@ fn kind_changed(name: &str, registered: PluginKind, now: PluginKind) -> PluginEr
         name: name.to_owned(),
         registered: registered.as_str(),
         now: now.as_str(),
-        article: if now == PluginKind::Aggregate { "n" } else { "" },
         also: match now {
             PluginKind::Scalar => "; js_call() runs it as it is now",
             PluginKind::Aggregate | PluginKind::Window => "; js_agg() runs it as it is now",
