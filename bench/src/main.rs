@@ -46,12 +46,13 @@ fn main() {
     let script = sql::script(&workloads, rounds, &jsbox, sqlite_js.as_deref(), &seed);
     let timings = run_shell(&db, &script);
     let process = process_startup(&jsbox, sqlite_js.as_deref(), if quick { 10 } else { 20 });
+    let plugin_load = load_with_plugins(&jsbox, &plugins_db(&bench_dir, PLUGIN_ROWS), if quick { 3 } else { 5 });
     let engines = engines(&jsbox, sqlite_js.as_deref());
     let threads = threads(&db, &engines, rows, rounds);
     let memory = memory(&db, &engines, &jsbox, sqlite_js.as_deref(), rows);
     let load_after = loadavg();
 
-    let mut results = report(&workloads, &timings, &process, rows, rounds, &load_before, &load_after);
+    let mut results = report(&workloads, &timings, &process, &plugin_load, rows, rounds, &load_before, &load_after);
     results["w7_threads"] = threads;
     results["w8_memory"] = memory;
     let path = bench_dir.join("results.json");
@@ -302,6 +303,45 @@ fn process_startup(jsbox: &str, sqlite_js: Option<&str>, runs: usize) -> HashMap
     times
 }
 
+/// W11: rows in the plugin table of the database that `.load` registers.
+const PLUGIN_ROWS: u64 = 20_000;
+
+/// A database whose `js_plugins` holds `rows` scalar plugins, written without jsbox.
+fn plugins_db(dir: &Path, rows: u64) -> PathBuf {
+    let path = dir.join(format!("plugins-{rows}.db"));
+    if !path.exists() {
+        let schema = std::fs::read_to_string(repo().join("sql/schema.sql")).unwrap();
+        let fill = format!(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {rows})
+             INSERT INTO js_plugins(name, kind, source) SELECT 'plugin_' || i, 'scalar', 'function main(x) {{ return x + ' || i || ' }}' FROM s;"
+        );
+        let out = Command::new("/usr/bin/sqlite3").arg(&path).arg(format!("{schema}\n{fill}")).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    path
+}
+
+/// W11: whole processes opening `db`, with and without `.load` (which registers every plugin),
+/// and calling the last plugin.
+fn load_with_plugins(jsbox: &str, db: &Path, runs: usize) -> HashMap<&'static str, Vec<Duration>> {
+    let db = db.display().to_string();
+    let last = format!("SELECT plugin_{PLUGIN_ROWS}(1)");
+    let cases: [(&'static str, Vec<String>); 2] = [
+        ("bare", vec![db.clone(), "SELECT count(*) FROM js_plugins".into()]),
+        ("jsbox", vec![db.clone(), "-cmd".into(), format!(".load {jsbox}"), "SELECT count(*) FROM js_plugins".into(), last]),
+    ];
+    let mut times: HashMap<&'static str, Vec<Duration>> = HashMap::new();
+    for _ in 0..runs {
+        for (name, args) in &cases {
+            let started = Instant::now();
+            let out = Command::new("/usr/bin/sqlite3").args(args).output().unwrap();
+            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+            times.entry(name).or_default().push(started.elapsed());
+        }
+    }
+    times
+}
+
 fn show(s: Option<Stat>) -> String {
     match s {
         Some(s) => format!("{:.3?} ({:.3?}–{:.3?})", s.median, s.min, s.max),
@@ -318,6 +358,7 @@ fn report(
     workloads: &[Workload],
     timings: &HashMap<String, Vec<Duration>>,
     process: &HashMap<&'static str, Vec<Duration>>,
+    plugin_load: &HashMap<&'static str, Vec<Duration>>,
     rows: u64,
     rounds: usize,
     load_before: &str,
@@ -343,6 +384,15 @@ fn report(
     }
     let p = |name: &str| stat(process.get(name).map(Vec::as_slice).unwrap_or(&[]), 1);
     emit("W5 whole process: .load + js_eval('1+1')", "per process", p("jsbox"), p("sqlite-js"), p("bare"), "≤ 2.0× sqlite-js");
+    let w11 = |name: &str| stat(plugin_load.get(name).map(Vec::as_slice).unwrap_or(&[]), 1);
+    emit(
+        &format!("W11 .load on a database with {PLUGIN_ROWS} plugin rows, + one call"),
+        "per process",
+        w11("jsbox"),
+        None,
+        w11("bare"),
+        "≤ plain SQLite's open + 1 s",
+    );
     serde_json::json!({
         "rows": rows, "rounds": rounds, "load_before": load_before, "load_after": load_after, "workloads": json_rows,
     })
