@@ -142,4 +142,31 @@ mod tests {
             .unwrap();
         handle.join().expect("the small thread's checks failed");
     }
+
+    /// What a fresh segment costs per call: `js_eval('1')` (a fresh world) and the same call on a
+    /// 128 KiB thread, where every entry into the guest runs on a new segment. For
+    /// docs/hardening.md: `cargo test --release -p jsbox native_stack::tests::cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn cost_of_a_segment_per_call() {
+        fn per_call() -> std::time::Duration {
+            let limits = Limits::default();
+            let script = crate::script_cache::ScriptCache::default();
+            let scripts = std::sync::Mutex::new(script);
+            let call = || crate::script_cache::ScriptCache::eval(&scripts, &limits, b"1", Input::Null).unwrap().value.unwrap();
+            for _ in 0..200 {
+                call();
+            }
+            let started = std::time::Instant::now();
+            for _ in 0..5000 {
+                call();
+            }
+            started.elapsed() / 5000
+        }
+        for round in 0..3 {
+            let big = std::thread::spawn(per_call).join().unwrap();
+            let small = std::thread::Builder::new().stack_size(128 << 10).spawn(per_call).unwrap().join().unwrap();
+            println!("round {round}: js_eval('1') {big:?} on a 2 MiB thread, {small:?} on a 128 KiB thread (on a segment)");
+        }
+    }
 }
