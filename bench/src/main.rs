@@ -8,6 +8,7 @@
 //! sqlite-js comes from the npm registry (`npm pack`) into `target/peers/`; without npm the
 //! table has no sqlite-js column.
 
+use std::io::Write;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -315,8 +316,9 @@ fn plugins_db(dir: &Path, rows: u64) -> PathBuf {
             "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {rows})
              INSERT INTO js_plugins(name, kind, source) SELECT 'plugin_' || i, 'scalar', 'function main(x) {{ return x + ' || i || ' }}' FROM s;"
         );
-        let out = Command::new("/usr/bin/sqlite3").arg(&path).arg(format!("{schema}\n{fill}")).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut shell = Command::new("/usr/bin/sqlite3").arg(&path).stdin(Stdio::piped()).spawn().unwrap();
+        shell.stdin.take().unwrap().write_all(format!("{schema}\n{fill}").as_bytes()).unwrap();
+        assert!(shell.wait().unwrap().success(), "creating {}", path.display());
     }
     path
 }

@@ -8,7 +8,7 @@ use jsbox_abi::PluginOp;
 use rusqlite::functions::{Aggregate, Context, WindowAggregate};
 use rusqlite::types::Value as SqlValue;
 
-use super::registry::Use;
+use super::registry::{Registered, Use};
 use super::{arguments, plugin_name_argument, Plugins};
 use crate::error::{CallError, PluginError};
 use crate::plugin::World;
@@ -18,6 +18,8 @@ pub struct PluginAggregate {
     pub plugins: Plugins,
     pub name: Option<String>,
     pub usage: Use,
+    /// What its SQL function was registered as (`None` for js_agg).
+    pub registered: Option<Registered>,
 }
 
 /// One group's sandbox.
@@ -34,7 +36,7 @@ impl PluginAggregate {
 
     /// A fresh world with plugin `name` loaded and `init()` run.
     fn start(&self, name: &str, argc: Option<usize>) -> Result<World, CallError> {
-        let compiled = self.plugins.compiled(name, self.usage, argc, self.name.is_some())?;
+        let compiled = self.plugins.compiled(name, self.usage, argc, self.registered)?;
         let mut world = World::new(&compiled, &self.plugins.session.limits())?;
         world.init()?;
         Ok(world)

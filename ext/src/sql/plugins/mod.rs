@@ -24,7 +24,7 @@ mod rows;
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use jsbox_abi::PluginKind;
 use rusqlite::functions::{Context, FunctionFlags};
@@ -75,16 +75,15 @@ impl Plugins {
         Ok(Reading(&self.session))
     }
 
-    /// Brings `name`'s entry up to date with the database, reading its row only if the
-    /// snapshot moved since it was last checked.
-    fn refresh(&self, name: &str) -> Result<(), CallError> {
-        let snapshot = {
-            let _reading = self.reading()?;
-            self.session.own_changes.snapshot(self.db)
-        };
-        if self.session.registry().is_current(name, snapshot) {
-            return Ok(());
+    /// The registry, with `name`'s entry up to date with the database: its row is read again
+    /// only if the snapshot moved since it was last checked, and without holding the lock.
+    fn refreshed(&self, name: &str) -> Result<MutexGuard<'_, Registry>, CallError> {
+        let snapshot = self.session.own_changes.snapshot(self.db);
+        let registry = self.session.registry();
+        if registry.is_current(name, snapshot) {
+            return Ok(registry);
         }
+        drop(registry);
         let row = {
             let _reading = self.reading()?;
             rows::read_one(self.db, name)?
@@ -95,25 +94,23 @@ impl Plugins {
         };
         self.session.plugin_rows_read.fetch_add(1, Ordering::Relaxed);
         self.session.plugin_source_bytes_read.fetch_add(bytes, Ordering::Relaxed);
-        self.session.registry().update(name, snapshot, row);
-        Ok(())
+        let mut registry = self.session.registry();
+        registry.update(name, snapshot, row);
+        Ok(registry)
     }
 
     /// The compiled current version of `name`, for `usage` with `argc` arguments.
-    fn compiled(&self, name: &str, usage: Use, argc: Option<usize>, via_function: bool) -> Result<Arc<CompiledPlugin>, CallError> {
+    fn compiled(&self, name: &str, usage: Use, argc: Option<usize>, registered: Option<Registered>) -> Result<Arc<CompiledPlugin>, CallError> {
         self.entered()?;
-        self.refresh(name)?;
-        let limits = self.session.limits();
-        self.session.registry().plugin(name, usage, argc, via_function, &limits)
+        self.refreshed(name)?.plugin(name, usage, argc, registered, &|| self.session.limits())
     }
 
     /// A scalar plugin call, in the connection's kept world for that plugin.
-    fn call_scalar(&self, ctx: &Context<'_>, name: &str, skip: usize, via_function: bool) -> Result<SqlValue, CallError> {
+    fn call_scalar(&self, ctx: &Context<'_>, name: &str, skip: usize, registered: Option<Registered>) -> Result<SqlValue, CallError> {
         self.entered()?;
-        self.refresh(name)?;
-        let limits = self.session.limits();
-        let mut registry = self.session.registry();
-        let compiled = registry.plugin(name, Use::Scalar, Some(ctx.len() - skip), via_function, &limits)?;
+        let limits = || self.session.limits();
+        let mut registry = self.refreshed(name)?;
+        let compiled = registry.plugin(name, Use::Scalar, Some(ctx.len() - skip), registered, &limits)?;
         let result = registry.scalar_world(name, &compiled, &limits)?.main(arguments(ctx, skip));
         if result.is_err() {
             // After an error or a limit, the next call starts from a fresh world.
@@ -153,7 +150,7 @@ impl Plugins {
             Some(PluginKind::Scalar) => Registered::As(PluginKind::Scalar),
             None => Registered::Broken,
         };
-        let aggregate = |usage| PluginAggregate { plugins: self.clone(), name: Some(name.to_owned()), usage };
+        let aggregate = |usage| PluginAggregate { plugins: self.clone(), name: Some(name.to_owned()), usage, registered: Some(registered) };
         let result = match registered {
             Registered::As(PluginKind::Aggregate) => conn.create_aggregate_function(name, -1, flags, aggregate(Use::Aggregate)),
             Registered::As(PluginKind::Window) => conn.create_window_function(name, -1, flags, aggregate(Use::Window)),
@@ -161,7 +158,7 @@ impl Plugins {
                 let plugins = self.clone();
                 let function = name.to_owned();
                 conn.create_scalar_function(name, -1, flags, move |ctx| {
-                    plugins.call_scalar(ctx, &function, 0, true).map_err(|e| e.in_function(&function))
+                    plugins.call_scalar(ctx, &function, 0, Some(registered)).map_err(|e| e.in_function(&function))
                 })
             }
         };
@@ -198,7 +195,7 @@ impl Plugins {
             rows::read_all(self.db)?
         };
         let foreign = self.foreign_functions(&conn);
-        let limits = self.session.limits();
+        let limits = || self.session.limits();
         let mut registry = self.session.registry();
         let mut problems = Vec::new();
         let mut names = HashSet::new();
@@ -214,7 +211,7 @@ impl Plugins {
             registry.update(name, snapshot, Some(row.clone()));
             let usable = self
                 .register(&mut registry, name, row.as_ref().ok().map(|row| row.kind), &foreign)
-                .and_then(|()| registry.plugin(name, Use::Any, None, false, &limits).map(drop));
+                .and_then(|()| registry.plugin(name, Use::Any, None, None, &limits).map(drop));
             if let Err(e) = usable {
                 problems.push(format!("{name}: {e}"));
             }
@@ -293,9 +290,9 @@ pub fn register(conn: &Connection, session: &Arc<Session>) -> rusqlite::Result<(
     let call = plugins.clone();
     conn.create_scalar_function("js_call", -1, FunctionFlags::SQLITE_UTF8, move |ctx| {
         let name = plugin_name_argument(ctx).map_err(|e| e.in_function("js_call"))?;
-        call.call_scalar(ctx, &name, 1, false).map_err(|e| e.in_function(&name))
+        call.call_scalar(ctx, &name, 1, None).map_err(|e| e.in_function(&name))
     })?;
-    let js_agg = PluginAggregate { plugins: plugins.clone(), name: None, usage: Use::Aggregate };
+    let js_agg = PluginAggregate { plugins: plugins.clone(), name: None, usage: Use::Aggregate, registered: None };
     conn.create_aggregate_function("js_agg", -1, FunctionFlags::SQLITE_UTF8, js_agg)?;
     plugins.register_stored();
     Ok(())
@@ -329,7 +326,7 @@ impl Session {
         })
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
         self.plugins.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -166,23 +166,28 @@ impl Registry {
     }
 
     /// The compiled current version of plugin `name` for `usage` with `argc` arguments, checked
-    /// against the row and against what the connection registered (`via_function`: called
-    /// through its own SQL function rather than `js_call`/`js_agg`).
-    pub fn plugin(&mut self, name: &str, usage: Use, argc: Option<usize>, via_function: bool, limits: &Limits) -> Result<Arc<CompiledPlugin>, CallError> {
-        let registered = self.registered(name);
+    /// against the row and against what its SQL function was registered as (`registered`: called
+    /// through that function rather than `js_call`/`js_agg`). `limits` are asked for only when
+    /// the plugin must be compiled.
+    pub fn plugin(
+        &mut self,
+        name: &str,
+        usage: Use,
+        argc: Option<usize>,
+        registered: Option<Registered>,
+        limits: &dyn Fn() -> Limits,
+    ) -> Result<Arc<CompiledPlugin>, CallError> {
         let entry = self.entries.get_mut(name).ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
         let row = match &entry.row {
             None => return Err(PluginError::NotFound(name.to_owned()).into()),
             Some(Err(problem)) => return Err(PluginError::Row(problem.clone()).into()),
             Some(Ok(row)) => row,
         };
-        if via_function {
-            if let Some(Registered::As(as_kind)) = registered {
-                // Registered as an aggregate, a window plugin still works (as an aggregate).
-                let serves = as_kind == row.kind || (as_kind == PluginKind::Aggregate && row.kind == PluginKind::Window);
-                if !serves {
-                    return Err(kind_changed(name, as_kind, row.kind).into());
-                }
+        if let Some(Registered::As(as_kind)) = registered {
+            // Registered as an aggregate, a window plugin still works (as an aggregate).
+            let serves = as_kind == row.kind || (as_kind == PluginKind::Aggregate && row.kind == PluginKind::Window);
+            if !serves {
+                return Err(kind_changed(name, as_kind, row.kind).into());
             }
         }
         if !usage.accepts(row.kind) {
@@ -197,7 +202,7 @@ impl Registry {
             return Ok(Arc::clone(compiled));
         }
         let (kind, source) = (row.kind, Arc::clone(&row.source));
-        let compiled = Self::compile_cached(&mut self.compiled, &mut self.compiled_bytes, kind, source, limits)?;
+        let compiled = Self::compile_cached(&mut self.compiled, &mut self.compiled_bytes, kind, source, &limits())?;
         if let Some(entry) = self.entries.get_mut(name) {
             entry.compiled = Some(Arc::clone(&compiled));
         }
@@ -236,7 +241,7 @@ impl Registry {
     /// The kept world of scalar plugin `name` for `compiled`, (re)created if it was made from
     /// another version. When the connection's budget refuses a new world, the other kept worlds
     /// are given back and it is tried once more.
-    pub fn scalar_world(&mut self, name: &str, compiled: &Arc<CompiledPlugin>, limits: &Limits) -> Result<&mut World, CallError> {
+    pub fn scalar_world(&mut self, name: &str, compiled: &Arc<CompiledPlugin>, limits: &dyn Fn() -> Limits) -> Result<&mut World, CallError> {
         self.clock += 1;
         let current = self.worlds.get(name).is_some_and(|kept| Arc::ptr_eq(&kept.compiled, compiled));
         if !current {
@@ -244,10 +249,11 @@ impl Registry {
             while self.worlds.len() >= KEPT_WORLDS {
                 self.evict_least_recently_used();
             }
-            let world = match World::new(compiled, limits) {
+            let limits = limits();
+            let world = match World::new(compiled, &limits) {
                 Err(e) if e.is_budget() && !self.worlds.is_empty() => {
                     self.worlds.clear();
-                    World::new(compiled, limits)?
+                    World::new(compiled, &limits)?
                 }
                 other => other?,
             };
