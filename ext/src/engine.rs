@@ -154,8 +154,8 @@ static PARKED: AtomicBool = AtomicBool::new(false);
 /// Set in a child process by the fork handler until its first call starts its own ticker.
 static FORKED: AtomicBool = AtomicBool::new(false);
 /// The running ticker's handle, published by the ticker thread itself before it can park, for
-/// calls to unpark it. Never freed: a caller may still hold the previous one when a forked child
-/// replaces it (one small allocation per fork).
+/// calls to unpark it. Never freed, so that no caller can be left holding a freed one: one small
+/// allocation per ticker, i.e. per process and per forked child that makes a call.
 static TICKER_THREAD: AtomicPtr<Thread> = AtomicPtr::new(ptr::null_mut());
 
 /// Ticks without any call before the ticker parks.

@@ -7,8 +7,10 @@
 
 use wasmtime::{Config, WasmFeatures};
 
-/// Native stack the guest may use, in bytes. The host thread's own stack must have this much
-/// room; 512 KiB is wasmtime's default and is safe on every thread SQLite is called from.
+/// Native stack the guest may use, in bytes (wasmtime's default). Where the calling thread has
+/// less than this (and the host's margin) left, the extension runs the guest on a fresh stack
+/// segment of that size instead (`ext/src/native_stack.rs`), so that small thread stacks never
+/// crash the process.
 pub const MAX_WASM_STACK: usize = 512 * 1024;
 
 /// The settings shared by compilation (build tool) and execution (extension).
