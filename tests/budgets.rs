@@ -17,19 +17,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn value(conn: &Connection, sql: &str) -> Value {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
 fn int(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn error_of(conn: &Connection, sql: &str) -> String {
-    match conn.query_row(sql, [], |r| r.get::<_, Value>(0)) {
-        Ok(v) => panic!("expected an error from {sql}, got {v:?}"),
-        Err(e) => e.to_string(),
-    }
 }
 
 fn with_plugins() -> Connection {

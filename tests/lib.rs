@@ -70,6 +70,19 @@ pub fn eval_error(conn: &Connection, script: &str, json: impl ToSql) -> String {
     }
 }
 
+/// The single value `sql` gives on `conn` (which must succeed).
+pub fn value(conn: &Connection, sql: &str) -> Value {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The error message of `sql` on `conn`, which must fail.
+pub fn error_of(conn: &Connection, sql: &str) -> String {
+    match conn.query_row(sql, [], |r| r.get::<_, Value>(0)) {
+        Ok(value) => panic!("expected an error from {sql}, got {value:?}"),
+        Err(err) => err.to_string(),
+    }
+}
+
 /// Asserts that `conn` still evaluates scripts after an error.
 pub fn assert_usable(conn: &Connection) {
     assert_eq!(eval1(conn, "1+1").unwrap(), Value::Integer(2));

@@ -60,13 +60,6 @@ fn values(conn: &Connection, sql: &str) -> Vec<Value> {
     conn.prepare(sql).unwrap().query_map([], |r| r.get::<_, Value>(0)).unwrap().map(Result::unwrap).collect()
 }
 
-fn error_of(conn: &Connection, sql: &str) -> String {
-    match conn.query_row(sql, [], |r| r.get::<_, Value>(0)) {
-        Ok(v) => panic!("expected an error from {sql}, got {v:?}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 fn temp_db(name: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("jsbox-test-{}-{name}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);

@@ -23,18 +23,6 @@ use rusqlite::Connection;
 /// Debian's Python, whose sqlite3 module can load extensions.
 const PYTHON: &str = "/usr/bin/python3";
 
-/// The message of a statement that must fail.
-fn error_of(conn: &Connection, sql: &str) -> String {
-    match conn.query_row(sql, [], |r| r.get::<_, Value>(0)) {
-        Ok(value) => panic!("expected an error from {sql:?}, got {value:?}"),
-        Err(err) => err.to_string(),
-    }
-}
-
-fn value_of(conn: &Connection, sql: &str) -> Value {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
 /// What a child process did: its status and its output.
 struct Finished {
     status: ExitStatus,
@@ -126,7 +114,7 @@ fn time_limits_are_wall_clock_time_on_a_busy_machine() {
             let barrier = Arc::clone(&barrier);
             thread::spawn(move || {
                 let conn = open();
-                value_of(&conn, &format!("SELECT js_config('time_limit_ms', {BUSY_LIMIT_MS})"));
+                value(&conn, &format!("SELECT js_config('time_limit_ms', {BUSY_LIMIT_MS})"));
                 conn.execute_batch(
                     "SELECT js_plugins_init();
                      INSERT INTO js_plugins(name, kind, source) VALUES
@@ -147,7 +135,7 @@ fn time_limits_are_wall_clock_time_on_a_busy_machine() {
                 let took = started.elapsed();
                 assert_eq!(message, format!("{function}: time limit of {BUSY_LIMIT_MS} ms exceeded"), "thread {t}: {sql}");
                 // The connection answers afterwards.
-                assert_eq!(value_of(&conn, "SELECT js_eval('6 * 7')"), Value::Integer(42));
+                assert_eq!(value(&conn, "SELECT js_eval('6 * 7')"), Value::Integer(42));
                 took
             })
         })
@@ -176,7 +164,7 @@ fn time_limits_are_wall_clock_time_on_a_busy_machine() {
 #[test]
 fn each_call_gets_its_own_time_limit() {
     let conn = open();
-    value_of(&conn, "SELECT js_config('time_limit_ms', 1000)");
+    value(&conn, "SELECT js_config('time_limit_ms', 1000)");
     conn.execute_batch(
         "SELECT js_plugins_init();
          INSERT INTO js_plugins(name, kind, source) VALUES
@@ -190,7 +178,7 @@ fn each_call_gets_its_own_time_limit() {
     // (`i - i`: a plugin is deterministic, and SQLite would call it once for a constant argument.)
     for call in [busy_js, "busy(150 + i - i)"] {
         let started = Instant::now();
-        assert_eq!(value_of(&conn, &format!("SELECT sum({call}) FROM {rows}")), Value::Integer(8 * 150), "{call}");
+        assert_eq!(value(&conn, &format!("SELECT sum({call}) FROM {rows}")), Value::Integer(8 * 150), "{call}");
         let took = started.elapsed();
         // (Over the limit in all; `Date.now()` has whole milliseconds, so each call may be 1 ms short.)
         assert!(took >= Duration::from_millis(1150), "{call}: {took:?}");
@@ -260,7 +248,7 @@ fn deepest_recursion(conn: &Connection) -> u64 {
 /// `sqlite3_interrupt`) are reported as themselves; ordinary calls answer.
 fn small_stack_cases(label: &str, depth: u64) {
     let conn = open();
-    value_of(&conn, "SELECT js_config('time_limit_ms', 300), js_config('memory_limit_mb', 32)");
+    value(&conn, "SELECT js_config('time_limit_ms', 300), js_config('memory_limit_mb', 32)");
     conn.execute_batch(
         "SELECT js_plugins_init();
          INSERT INTO js_plugins(name, kind, source) VALUES
@@ -283,17 +271,17 @@ fn small_stack_cases(label: &str, depth: u64) {
     for (sql, expected) in &errors {
         let message = error_of(&conn, sql);
         assert!(message.starts_with(expected), "{label}: {sql}: {message}");
-        assert_eq!(value_of(&conn, "SELECT js_eval('6 * 7')"), Value::Integer(42), "{label}: after {sql}");
+        assert_eq!(value(&conn, "SELECT js_eval('6 * 7')"), Value::Integer(42), "{label}: after {sql}");
     }
     // The guest gets its whole stack: recursion as deep as on a thread with room to spare (far
     // more than this thread's whole stack could hold), and not one level more.
     assert_eq!(deepest_recursion(&conn), depth, "{label}");
     let partway = depth * 3 / 4;
-    assert_eq!(value_of(&conn, &format!("SELECT deep({partway})")), Value::Integer(partway as i64), "{label}");
-    assert_eq!(value_of(&conn, "SELECT deep(10)"), Value::Integer(10), "{label}");
-    assert_eq!(value_of(&conn, &js("JSON.stringify([1, [2, [3]]])")), Value::Text("[1,[2,[3]]]".into()));
+    assert_eq!(value(&conn, &format!("SELECT deep({partway})")), Value::Integer(partway as i64), "{label}");
+    assert_eq!(value(&conn, "SELECT deep(10)"), Value::Integer(10), "{label}");
+    assert_eq!(value(&conn, &js("JSON.stringify([1, [2, [3]]])")), Value::Text("[1,[2,[3]]]".into()));
     // An interrupt deep in the recursion (rusqlite's SQLite has sqlite3_is_interrupted).
-    value_of(&conn, "SELECT js_config('time_limit_ms', 60000)");
+    value(&conn, "SELECT js_config('time_limit_ms', 60000)");
     let handle = conn.get_interrupt_handle();
     let interrupter = thread::spawn(move || {
         thread::sleep(Duration::from_millis(200));
@@ -302,7 +290,7 @@ fn small_stack_cases(label: &str, depth: u64) {
     let message = error_of(&conn, &js("function f(n) { if (n === 0) for (;;) {} return f(n - 1) + 1 } f(200)"));
     interrupter.join().unwrap();
     assert!(message.contains("interrupted"), "{label}: {message}");
-    assert_eq!(value_of(&conn, "SELECT js_eval('6 * 7')"), Value::Integer(42), "{label}: after the interrupt");
+    assert_eq!(value(&conn, "SELECT js_eval('6 * 7')"), Value::Integer(42), "{label}: after the interrupt");
     println!("{label}: {} errors as expected, the deepest f(n) is f({depth}) here too", errors.len());
 }
 
@@ -530,7 +518,7 @@ fn the_seed_attack_breaks_counter_seeds() {
 /// generator's 53 bits (integers, which JSON carries exactly).
 fn draws(conn: &Connection) -> [u64; 3] {
     let sql = "SELECT js_eval('JSON.stringify([Math.random(), Math.random(), Math.random()].map(x => x * 2 ** 53))')";
-    let json = match value_of(conn, sql) {
+    let json = match value(conn, sql) {
         Value::Text(json) => json,
         other => panic!("{other:?}"),
     };

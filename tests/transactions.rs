@@ -44,17 +44,6 @@ fn set_version(conn: &Connection, n: i64) -> rusqlite::Result<usize> {
     )
 }
 
-fn value(conn: &Connection, sql: &str) -> Value {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn error_of(conn: &Connection, sql: &str) -> String {
-    match conn.query_row(sql, [], |r| r.get::<_, Value>(0)) {
-        Ok(v) => panic!("expected an error from {sql}, got {v:?}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 /// What plugin `version` runs, through its function and through js_call, and what the table
 /// holds: all three must agree.
 fn running(conn: &Connection) -> i64 {

@@ -33,17 +33,6 @@ fn strangers_file(name: &str, schema: &str) -> (PathBuf, Connection) {
     (path, conn)
 }
 
-fn error_of(conn: &Connection, sql: &str) -> String {
-    match conn.query_row(sql, [], |r| r.get::<_, Value>(0)) {
-        Ok(v) => panic!("expected an error from {sql}, got {v:?}"),
-        Err(e) => e.to_string(),
-    }
-}
-
-fn value(conn: &Connection, sql: &str) -> Value {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
 fn default_limits(conn: &Connection) {
     assert_eq!(value(conn, "SELECT js_config()"), Value::Text(r#"{"connection_memory_mb":512,"memory_limit_mb":64,"time_limit_ms":1000}"#.into()));
 }

@@ -292,9 +292,14 @@ fn process_startup(jsbox: &str, sqlite_js: Option<&str>, runs: usize) -> HashMap
     if let Some(sjs) = sqlite_js {
         cases.push(("sqlite-js", vec![":memory:".into(), "-cmd".into(), format!(".load {sjs}"), "SELECT js_eval('1+1')".into()]));
     }
+    time_shells(&cases, runs)
+}
+
+/// Runs each case's `/usr/bin/sqlite3` process `runs` times, interleaved: their wall times.
+fn time_shells(cases: &[(&'static str, Vec<String>)], runs: usize) -> HashMap<&'static str, Vec<Duration>> {
     let mut times: HashMap<&'static str, Vec<Duration>> = HashMap::new();
     for _ in 0..runs {
-        for (name, args) in &cases {
+        for (name, args) in cases {
             let started = Instant::now();
             let out = Command::new("/usr/bin/sqlite3").args(args).output().unwrap();
             assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
@@ -332,16 +337,7 @@ fn load_with_plugins(jsbox: &str, db: &Path, runs: usize) -> HashMap<&'static st
         ("bare", vec![db.clone(), "SELECT count(*) FROM js_plugins".into()]),
         ("jsbox", vec![db.clone(), "-cmd".into(), format!(".load {jsbox}"), "SELECT count(*) FROM js_plugins".into(), last]),
     ];
-    let mut times: HashMap<&'static str, Vec<Duration>> = HashMap::new();
-    for _ in 0..runs {
-        for (name, args) in &cases {
-            let started = Instant::now();
-            let out = Command::new("/usr/bin/sqlite3").args(args).output().unwrap();
-            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-            times.entry(name).or_default().push(started.elapsed());
-        }
-    }
-    times
+    time_shells(&cases, runs)
 }
 
 fn show(s: Option<Stat>) -> String {
