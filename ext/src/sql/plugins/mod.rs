@@ -199,7 +199,7 @@ impl Plugins {
         let mut registry = self.session.registry();
         let mut problems = Vec::new();
         let mut names = HashSet::new();
-        for (name, row) in &all {
+        for rows::NamedRow { name, row } in &all {
             let name = match name {
                 Ok(name) => name,
                 Err(problem) => {

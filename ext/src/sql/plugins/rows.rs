@@ -26,6 +26,13 @@ pub struct Row {
     pub source: Arc<str>,
 }
 
+/// A row read in full: its name (or why it has none usable) and what it is.
+#[derive(Debug, Clone)]
+pub struct NamedRow {
+    pub name: Result<String, RowProblem>,
+    pub row: Result<Row, RowProblem>,
+}
+
 /// What a row is, read without its source (enough to register its SQL function).
 #[derive(Debug, Clone)]
 pub struct Listing {
@@ -75,10 +82,10 @@ pub fn list(db: Db) -> Result<Vec<Listing>, PluginError> {
     })
 }
 
-/// Every row in full: its name (or why it has none usable) and what it is.
-pub fn read_all(db: Db) -> Result<Vec<(Result<String, RowProblem>, Result<Row, RowProblem>)>, PluginError> {
+/// Every row in full.
+pub fn read_all(db: Db) -> Result<Vec<NamedRow>, PluginError> {
     read(db, "SELECT name, kind, n_args, source FROM main.js_plugins", [], |r| {
-        Ok((name(r.get_ref(0)?), row(r.get_ref(1)?, r.get_ref(2)?, r.get_ref(3)?)))
+        Ok(NamedRow { name: name(r.get_ref(0)?), row: row(r.get_ref(1)?, r.get_ref(2)?, r.get_ref(3)?) })
     })
 }
 
