@@ -3,7 +3,8 @@
 CREATE TABLE IF NOT EXISTS main.js_plugins (
   -- The SQL function's name: an identifier of at most 255 bytes (SQLite's limit) that is not
   -- a built-in SQL function, an operator's function (regexp, match, glob, like) nor js_*.
-  name          TEXT PRIMARY KEY NOT NULL
+  -- NOCASE: SQLite ignores case in function names, so Foo and foo would be one function.
+  name          TEXT PRIMARY KEY NOT NULL COLLATE NOCASE
                 CHECK (name GLOB '[A-Za-z_]*' AND name NOT GLOB '*[^A-Za-z0-9_]*'
                        AND length(name) <= 255
                        AND lower(name) NOT IN ('regexp', 'match', 'glob', 'like')

@@ -253,7 +253,7 @@ fn changing_the_kind_takes_effect_on_new_connections_and_says_so_on_this_one() {
     .unwrap();
     assert_eq!(
         error_of(&conn, "SELECT shape(4)"),
-        "shape: shape is now an aggregate plugin, but this connection registered it as a scalar function before it changed; reopen the connection (or load jsbox again) to use it as aggregate; js_agg() runs it as it is now"
+        "shape: shape is now an aggregate plugin, but this connection registered its function as a scalar function; reopen the connection (or load jsbox again) to use it as aggregate; js_agg() runs it as it is now"
     );
     assert_eq!(value(&conn, "SELECT js_agg('shape', value) FROM json_each('[1, 2, 3]')"), Value::Integer(6));
     let fresh = other_connection(&path);

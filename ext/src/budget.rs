@@ -95,6 +95,16 @@ impl Permit {
     pub fn budget_mib(&self) -> u64 {
         self.budget.memory_mib()
     }
+
+    /// The connection's whole budget, in bytes.
+    pub fn budget_bytes(&self) -> u64 {
+        self.budget.memory_limit_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The memory this sandbox holds, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
+    }
 }
 
 impl Drop for Permit {

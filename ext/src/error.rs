@@ -31,6 +31,9 @@ pub enum CallError {
     /// The script is unusable as given (e.g. it holds a NUL character).
     #[error("{0}")]
     Script(String),
+    /// A function that changes limits or plugins was reached from the database's own schema.
+    #[error("refused: called from the database's schema (a view, trigger, constraint or index), not from the statement being run; only SQL you run may change jsbox's limits and plugins")]
+    FromSchema,
     /// A `js_config` setting is unknown or out of range.
     #[error("{0}")]
     Config(String),
@@ -79,7 +82,7 @@ pub enum PluginError {
     WrongKind { name: String, kind: &'static str, want: &'static str },
     /// SQLite cannot redefine a function while any statement runs, which is always the case
     /// inside a SQL function: the connection keeps the kind it registered first.
-    #[error("{name} is now {} {now} plugin, but this connection registered it as {} {registered} function before it changed; reopen the connection (or load jsbox again) to use it as {now}{also}", article(now), article(registered))]
+    #[error("{name} is now {} {now} plugin, but this connection registered its function as {} {registered} function; reopen the connection (or load jsbox again) to use it as {now}{also}", article(now), article(registered))]
     KindChanged { name: String, registered: &'static str, now: &'static str, also: &'static str },
     #[error("{name} takes {expected} argument{s}, not {got}", s = if *expected == 1 { "" } else { "s" })]
     ArgumentCount { name: String, expected: i32, got: usize },
@@ -125,6 +128,9 @@ pub enum RowProblem {
     Operator(String),
     #[error("plugin name {0} would shadow the SQL function {0}(); choose another name")]
     Shadows(String),
+    /// SQLite ignores case in function names.
+    #[error("plugin name {0} is the same SQL function as plugin {1} (SQLite ignores case in function names)")]
+    SameNameAs(String, String),
     #[error("unknown kind {0}; a plugin is scalar, aggregate or window")]
     UnknownKind(String),
     #[error("n_args is {0}; it must be -1 (any number) or between 0 and {max}", max = MAX_PLUGIN_ARGS)]

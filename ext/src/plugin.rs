@@ -63,6 +63,15 @@ impl World {
         self.call_row(PluginOp::Main, args)
     }
 
+    /// The memory the world holds now, and what its connection's sandboxes may hold together.
+    pub fn memory_bytes(&self) -> u64 {
+        self.instance.memory_bytes()
+    }
+
+    pub fn budget_bytes(&self) -> u64 {
+        self.instance.budget_bytes()
+    }
+
     /// `state = init()`.
     pub fn init(&mut self) -> Result<(), CallError> {
         self.call(PluginOp::Init, 0, 0, &[]).map(drop)

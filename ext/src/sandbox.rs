@@ -250,6 +250,16 @@ impl Instance {
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+
+    /// The memory this sandbox holds now, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.store.data().permit.memory_bytes()
+    }
+
+    /// What the connection's sandboxes may hold together, in bytes.
+    pub fn budget_bytes(&self) -> u64 {
+        self.store.data().permit.budget_bytes()
+    }
 }
 
 /// Maps a trap or host error to the limit or fault it stands for.

@@ -9,6 +9,7 @@ use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::Connection;
 
+use super::db::Db;
 use super::Session;
 use crate::engine::MAX_MEMORY_LIMIT_MIB;
 use crate::error::CallError;
@@ -55,6 +56,7 @@ const SETTINGS: [Setting; 3] = [
 ];
 
 pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()> {
+    let handle = Db::of(db);
     for n_args in 0..=2 {
         let session = Arc::clone(session);
         // Setting a limit is DIRECTONLY: a database's own views, triggers and defaults may not
@@ -64,13 +66,13 @@ pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()>
             _ => FunctionFlags::SQLITE_UTF8,
         };
         db.create_scalar_function(NAME, n_args, flags, move |ctx| {
-            js_config(&session, ctx).map_err(|e| e.in_function(NAME))
+            js_config(&session, handle, ctx).map_err(|e| e.in_function(NAME))
         })?;
     }
     Ok(())
 }
 
-fn js_config(session: &Session, ctx: &Context<'_>) -> Result<SqlValue, CallError> {
+fn js_config(session: &Session, db: Db, ctx: &Context<'_>) -> Result<SqlValue, CallError> {
     if ctx.is_empty() {
         let limits = session.limits();
         let all: serde_json::Map<String, serde_json::Value> =
@@ -100,6 +102,11 @@ fn js_config(session: &Session, ctx: &Context<'_>) -> Result<SqlValue, CallError
                 return Err(CallError::ArgumentType { what: "the setting's value", expected: "INTEGER", got: super::args::type_name(other) })
             }
         };
+        // DIRECTONLY is not enough everywhere (SQLite 3.40 runs CHECK constraints that call
+        // such functions): the statement being run must name js_config itself.
+        if !db.running_statement_names(NAME) {
+            return Err(CallError::FromSchema);
+        }
         session.update_limits(|limits| (setting.set)(limits, value));
     }
     Ok(SqlValue::Integer((setting.get)(&session.limits()) as i64))

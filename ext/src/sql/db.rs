@@ -11,8 +11,6 @@
 //! registration itself, and the handle points to a live connection that this thread may use.
 //! `Db` values are not handed to other threads or kept elsewhere.
 
-use std::ffi::c_int;
-
 use rusqlite::{ffi, Connection};
 
 /// A connection handle captured when a function is registered on it. Keeping it spares each
@@ -58,43 +56,55 @@ impl Db {
     }
 
     /// A number that changes whenever the main database's committed content changes, through
-    /// this connection or another. Inside a transaction it is the pager's data version
-    /// (`SQLITE_FCNTL_DATA_VERSION`: one C call, no SQL), which the pager refreshes when a
-    /// transaction starts and bumps at every commit. Outside one (a statement that has not read
-    /// the database) the pager has not looked, so `PRAGMA data_version` opens a transaction to
-    /// look; its numbers are kept apart from the pager's (odd and even).
-    pub fn data_version(self) -> u32 {
-        if self.transaction() == Transaction::None {
-            let pragma = self.connection().query_row("PRAGMA main.data_version", [], |r| r.get::<_, i64>(0));
-            if let Ok(version) = pragma {
-                return (version as u32).wrapping_mul(2).wrapping_add(1);
-            }
-        }
-        let mut version: u32 = 0;
+    /// this connection or another; `None` when it cannot be told now. Inside a transaction it is
+    /// the pager's data version (`SQLITE_FCNTL_DATA_VERSION`: one C call, no SQL), refreshed
+    /// when the transaction started and bumped at every commit. Outside one (a statement that
+    /// has not read the database) the pager has not looked for other connections' commits, so
+    /// `PRAGMA data_version` opens a transaction to look; it does not count this connection's
+    /// own commits, which the pager's number does, so both are taken.
+    pub fn data_version(self) -> Option<u64> {
+        let mut pager: u32 = 0;
         // SAFETY: a live handle, a documented opcode and a u32 out-parameter. A null schema
         // name means "main" (sqlite3DbNameToBtree), without comparing names.
         unsafe {
-            ffi::sqlite3_file_control(self.0, std::ptr::null(), ffi::SQLITE_FCNTL_DATA_VERSION, (&mut version as *mut u32).cast());
+            ffi::sqlite3_file_control(self.0, std::ptr::null(), ffi::SQLITE_FCNTL_DATA_VERSION, (&mut pager as *mut u32).cast());
         }
-        version.wrapping_mul(2)
+        if self.transaction() != Transaction::None {
+            return Some(u64::from(pager) | 1 << 63);
+        }
+        // Busy (another connection holds an exclusive lock): unknown, never a stale number.
+        let others = self.connection().query_row("PRAGMA main.data_version", [], |r| r.get::<_, i64>(0)).ok()?;
+        Some((others as u64 & 0x7fff_ffff) << 32 | u64::from(pager))
     }
 
-    /// Runs `f` with the connection's `trusted_schema` setting off, then restores it: what `f`
-    /// reads cannot call any function that is not `SQLITE_INNOCUOUS` from the database's own
-    /// schema (views, triggers, generated columns), whatever the user's setting.
-    pub fn with_untrusted_schema<R>(self, f: impl FnOnce() -> R) -> R {
-        let before = self.trusted_schema(-1);
-        self.trusted_schema(0);
-        let result = f();
-        self.trusted_schema(before);
-        result
-    }
-
-    /// Sets `SQLITE_DBCONFIG_TRUSTED_SCHEMA` (0 or 1; -1 only reads it) and returns it.
-    fn trusted_schema(self, on: c_int) -> c_int {
-        let mut now: c_int = 1;
-        // SAFETY: a live handle; this option takes an int and an int out-parameter.
-        unsafe { ffi::sqlite3_db_config(self.0, ffi::SQLITE_DBCONFIG_TRUSTED_SCHEMA, on, &mut now) };
-        now
+    /// Whether a statement running on the connection now names `function` in its own text:
+    /// how a function tells a call written in the statement being run from a call that the
+    /// database's schema (a view, trigger, CHECK constraint, index) makes on its behalf. SQLite
+    /// refuses `SQLITE_DIRECTONLY` functions in the schema, but not everywhere in every version
+    /// (3.40 runs CHECK constraints that call them).
+    pub fn running_statement_names(self, function: &str) -> bool {
+        let mut stmt = std::ptr::null_mut();
+        loop {
+            // SAFETY: a live handle; `stmt` is null or a statement this loop got from it, and
+            // no statement is finalized while the connection runs this function.
+            stmt = unsafe { ffi::sqlite3_next_stmt(self.0, stmt) };
+            if stmt.is_null() {
+                return false;
+            }
+            // SAFETY: a statement of this connection (see above).
+            if unsafe { ffi::sqlite3_stmt_busy(stmt) } == 0 {
+                continue;
+            }
+            // SAFETY: as above; the text lives as long as the statement, which outlives this loop.
+            let sql = unsafe { ffi::sqlite3_sql(stmt) };
+            if sql.is_null() {
+                continue;
+            }
+            // SAFETY: `sqlite3_sql` returns a NUL-terminated string.
+            let sql = unsafe { std::ffi::CStr::from_ptr(sql) }.to_string_lossy().to_ascii_lowercase();
+            if sql.contains(&function.to_ascii_lowercase()) {
+                return true;
+            }
+        }
     }
 }

@@ -32,7 +32,15 @@ fn js_eval(session: &Session, ctx: &Context<'_>) -> Result<SqlValue, CallError> 
         return Ok(SqlValue::Null);
     };
     let input = if ctx.len() > 1 { args::json_input(ctx, 1)? } else { Input::Null };
-    match ScriptCache::eval(&session.scripts, &session.limits(), script, input) {
+    let limits = session.limits();
+    let outcome = session.with_room(|| {
+        let outcome = ScriptCache::eval(&session.scripts, &limits, script, input)?;
+        match outcome.value {
+            Err(e) if e.is_budget() => Err(e),
+            _ => Ok(outcome),
+        }
+    });
+    match outcome {
         Ok(outcome) => {
             session.set_last_console(outcome.console);
             outcome.value

@@ -15,10 +15,11 @@ mod info;
 pub mod plugins;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use rusqlite::Connection;
 
+use crate::error::CallError;
 use crate::interrupt::Interrupt;
 use crate::sandbox::Limits;
 use crate::script_cache::ScriptCache;
@@ -58,7 +59,24 @@ impl Session {
     /// scalar worlds are dropped so that they are recreated under the new limits.
     pub fn update_limits(&self, update: impl FnOnce(&mut Limits)) {
         update(&mut self.limits.lock().unwrap_or_else(|e| e.into_inner()));
+        self.forget_kept_worlds();
+    }
+
+    /// Drops the connection's kept scalar worlds (they are made again when next called).
+    pub fn forget_kept_worlds(&self) {
         self.plugins.lock().unwrap_or_else(|e| e.into_inner()).forget_worlds();
+    }
+
+    /// Runs `make`, which creates a sandbox; if the connection's budget refuses it while kept
+    /// scalar worlds hold part of that budget, gives them back and runs it once more.
+    pub fn with_room<T>(&self, mut make: impl FnMut() -> Result<T, CallError>) -> Result<T, CallError> {
+        match make() {
+            Err(e) if e.is_budget() => {
+                self.forget_kept_worlds();
+                make()
+            }
+            other => other,
+        }
     }
 
     pub fn scripts(&self) -> MutexGuard<'_, ScriptCache> {
@@ -73,10 +91,26 @@ impl Session {
 /// Registers every jsbox SQL function on `db`; `interrupt` asks `db` whether it was
 /// interrupted, where its SQLite library can tell.
 pub fn register(db: &Connection, interrupt: Option<Interrupt>) -> rusqlite::Result<()> {
-    let session = Arc::new(Session::new(interrupt));
+    let session = session_of(db::Db::of(db), interrupt);
     eval::register(db, &session)?;
     config::register(db, &session)?;
     info::register(db, &session)?;
     plugins::register(db, &session)?;
     Ok(())
+}
+
+/// The connection's session: the one it already has if jsbox is loaded into it again (so that
+/// its plugin functions, limits and caches stay one), else a new one. A session lives as long
+/// as the functions that hold it, which SQLite destroys before it frees the connection, so a
+/// live session's connection is never another connection at the same address.
+fn session_of(db: db::Db, interrupt: Option<Interrupt>) -> Arc<Session> {
+    static SESSIONS: Mutex<Vec<(db::Db, Weak<Session>)>> = Mutex::new(Vec::new());
+    let mut sessions = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    sessions.retain(|(_, session)| session.strong_count() > 0);
+    if let Some(session) = sessions.iter().find(|(of, _)| *of == db).and_then(|(_, session)| session.upgrade()) {
+        return session;
+    }
+    let session = Arc::new(Session::new(interrupt));
+    sessions.push((db, Arc::downgrade(&session)));
+    session
 }

@@ -37,9 +37,13 @@ impl PluginAggregate {
     /// A fresh world with plugin `name` loaded and `init()` run.
     fn start(&self, name: &str, argc: Option<usize>) -> Result<World, CallError> {
         let compiled = self.plugins.compiled(name, self.usage, argc, self.registered)?;
-        let mut world = World::new(&compiled, &self.plugins.session.limits())?;
-        world.init()?;
-        Ok(world)
+        let session = &self.plugins.session;
+        let limits = session.limits();
+        session.with_room(|| {
+            let mut world = World::new(&compiled, &limits)?;
+            world.init()?;
+            Ok(world)
+        })
     }
 
     /// The plugin an empty group or frame is answered by; `None` for js_agg, which cannot know.

@@ -75,18 +75,31 @@ impl Plugins {
         Ok(Reading(&self.session))
     }
 
+    /// Fails unless the statement being run names `function` itself: a function that changes
+    /// limits or plugins must not run on behalf of the database's schema.
+    fn called_directly(&self, function: &str) -> Result<(), CallError> {
+        if self.db.running_statement_names(function) {
+            Ok(())
+        } else {
+            Err(CallError::FromSchema)
+        }
+    }
+
     /// The registry, with `name`'s entry up to date with the database: its row is read again
     /// only if the snapshot moved since it was last checked, and without holding the lock.
     fn refreshed(&self, name: &str) -> Result<MutexGuard<'_, Registry>, CallError> {
         let snapshot = self.session.own_changes.snapshot(self.db);
         let registry = self.session.registry();
-        if registry.is_current(name, snapshot) {
+        if snapshot.is_some_and(|snapshot| registry.is_current(name, snapshot)) {
             return Ok(registry);
         }
         drop(registry);
         let row = {
             let _reading = self.reading()?;
-            rows::read_one(self.db, name)?
+            let row = rows::read_one(self.db, name)?;
+            // Without the triggers the connection's own edits cannot be seen: read every time.
+            self.session.own_changes.set_tracked(changes::triggers_installed(&self.db.connection()));
+            row
         };
         let bytes = match &row {
             Some(Ok(row)) => row.source.len() as u64,
@@ -108,15 +121,7 @@ impl Plugins {
     /// A scalar plugin call, in the connection's kept world for that plugin.
     fn call_scalar(&self, ctx: &Context<'_>, name: &str, skip: usize, registered: Option<Registered>) -> Result<SqlValue, CallError> {
         self.entered()?;
-        let limits = || self.session.limits();
-        let mut registry = self.refreshed(name)?;
-        let compiled = registry.plugin(name, Use::Scalar, Some(ctx.len() - skip), registered, &limits)?;
-        let result = registry.scalar_world(name, &compiled, &limits)?.main(arguments(ctx, skip));
-        if result.is_err() {
-            // After an error or a limit, the next call starts from a fresh world.
-            registry.forget_world(name);
-        }
-        result
+        self.refreshed(name)?.call_scalar(name, arguments(ctx, skip), registered, &|| self.session.limits())
     }
 
     /// The connection's functions that are not plugins, for the shadowing check; asked once.
@@ -129,27 +134,29 @@ impl Plugins {
         names
     }
 
+    /// Checks that `name` can be a plugin's SQL function on this connection: its rules, no
+    /// function of the connection's own (`foreign`; the pragma lists the connection's plugin
+    /// functions too, which are not), no plugin registered under the same name in another case.
+    fn check_name(registry: &Registry, name: &str, foreign: &HashSet<String>) -> Result<(), RowProblem> {
+        if let Some(other) = registry.registered_in_other_case(name) {
+            return Err(RowProblem::SameNameAs(name.to_owned(), other.to_owned()));
+        }
+        if registry.registered(name).is_some() {
+            return rows::check_name(name, &HashSet::new());
+        }
+        rows::check_name(name, foreign)
+    }
+
     /// Registers `name` as a SQL function of its kind, unless this connection already has it
     /// (whose kind then stays: see [`PluginError::KindChanged`]).
     fn register(&self, registry: &mut Registry, name: &str, kind: Option<PluginKind>, foreign: &HashSet<String>) -> Result<(), CallError> {
         if registry.registered(name).is_some() {
             return Ok(());
         }
-        let lower = name.to_ascii_lowercase();
-        // The pragma lists this connection's plugin functions too; only the others are foreign.
-        if !registry.is_registered_lower(&lower) {
-            rows::check_name(name, foreign).map_err(PluginError::Row)?;
-        } else {
-            rows::check_name(name, &HashSet::new()).map_err(PluginError::Row)?;
-        }
+        Self::check_name(registry, name, foreign).map_err(PluginError::Row)?;
         let conn = self.db.connection();
         let flags = FunctionFlags::SQLITE_UTF8;
-        let registered = match kind {
-            Some(PluginKind::Aggregate) => Registered::As(PluginKind::Aggregate),
-            Some(PluginKind::Window) => Registered::As(PluginKind::Window),
-            Some(PluginKind::Scalar) => Registered::As(PluginKind::Scalar),
-            None => Registered::Broken,
-        };
+        let registered = kind.map_or(Registered::Broken, Registered::As);
         let aggregate = |usage| PluginAggregate { plugins: self.clone(), name: Some(name.to_owned()), usage, registered: Some(registered) };
         let result = match registered {
             Registered::As(PluginKind::Aggregate) => conn.create_aggregate_function(name, -1, flags, aggregate(Use::Aggregate)),
@@ -167,29 +174,36 @@ impl Plugins {
         Ok(())
     }
 
+    /// Whether `js_plugins` exists as an ordinary table (else why not).
+    fn table_exists(&self, conn: &Connection) -> Result<bool, CallError> {
+        let _reading = self.reading()?;
+        Ok(rows::table_exists(conn)?)
+    }
+
+    /// Installs the connection's triggers (and so tracks its own edits again).
+    fn install_triggers(&self, conn: &Connection) -> Result<(), CallError> {
+        conn.execute_batch(changes::TRIGGERS).map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
+        self.session.own_changes.set_tracked(true);
+        Ok(())
+    }
+
     /// `js_plugins_init()` (`create`) and `js_plugins_reload()`: installs the triggers, reads
     /// every row, registers every usable plugin and compiles it; fails naming every row that
     /// cannot be used (the others are registered all the same). Returns the number of rows.
-    fn sync(&self, create: bool) -> Result<i64, CallError> {
+    fn sync(&self, function: &str, create: bool) -> Result<i64, CallError> {
         self.entered()?;
+        self.called_directly(function)?;
         let conn = self.db.connection();
-        let table_exists = || {
-            let _reading = self.reading()?;
-            self.db.with_untrusted_schema(|| rows::table_exists(&conn)).map_err(CallError::from)
-        };
-        let mut exists = table_exists()?;
+        let mut exists = self.table_exists(&conn)?;
         if create {
             conn.execute_batch(SCHEMA).map_err(|e| PluginError::Sql("creating js_plugins", e.to_string()))?;
-            exists = table_exists()?;
+            exists = self.table_exists(&conn)?;
         }
         if !exists {
             return Err(PluginError::NoTable.into());
         }
-        conn.execute_batch(changes::TRIGGERS).map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
-        let snapshot = {
-            let _reading = self.reading()?;
-            self.session.own_changes.snapshot(self.db)
-        };
+        self.install_triggers(&conn)?;
+        let snapshot = self.session.own_changes.snapshot(self.db);
         let all = {
             let _reading = self.reading()?;
             rows::read_all(self.db)?
@@ -209,9 +223,10 @@ impl Plugins {
             };
             names.insert(name.as_str());
             registry.update(name, snapshot, Some(row.clone()));
+            let registered = registry.registered(name);
             let usable = self
                 .register(&mut registry, name, row.as_ref().ok().map(|row| row.kind), &foreign)
-                .and_then(|()| registry.plugin(name, Use::Any, None, None, &limits).map(drop));
+                .and_then(|()| registry.plugin(name, Use::Any, None, registered, &limits).map(drop));
             if let Err(e) = usable {
                 problems.push(format!("{name}: {e}"));
             }
@@ -228,15 +243,15 @@ impl Plugins {
     /// plugin reports its error when called, or from `js_plugins_reload()`), and never fails.
     fn register_stored(&self) {
         let conn = self.db.connection();
-        let listing = {
-            let Ok(_reading) = self.reading() else { return };
-            match self.db.with_untrusted_schema(|| rows::table_exists(&conn)) {
-                Ok(true) => rows::list(self.db),
-                _ => return,
+        let listing = match self.table_exists(&conn) {
+            Ok(true) => {
+                let Ok(_reading) = self.reading() else { return };
+                rows::list(self.db)
             }
+            _ => return,
         };
         let Ok(listing) = listing else { return };
-        let _ = conn.execute_batch(changes::TRIGGERS);
+        let _ = self.install_triggers(&conn);
         let foreign = self.foreign_functions(&conn);
         let mut registry = self.session.registry();
         for row in listing {
@@ -246,26 +261,38 @@ impl Plugins {
         }
     }
 
-    /// `js_plugins_changed(name, kind, n_args, source)`, from the BEFORE INSERT and UPDATE
-    /// triggers: the row about to be written must be a usable plugin (else the statement fails
-    /// and nothing is written); it is registered if new and compiled. `js_plugins_changed(name)`,
-    /// from the AFTER DELETE trigger, drops its kept world. Returns the new own-change epoch.
-    fn changed(&self, ctx: &Context<'_>) -> Result<i64, CallError> {
+    /// `js_plugins_check(name, kind, n_args, source)`, from the BEFORE INSERT and UPDATE
+    /// triggers: the row about to be written must be a usable plugin, else the statement fails
+    /// and nothing is written. Compiling it now also fills the cache for its first call.
+    fn check(&self, ctx: &Context<'_>) -> Result<SqlValue, CallError> {
         self.entered()?;
-        if ctx.len() == 1 {
-            if let ValueRef::Text(name) = ctx.get_raw(0) {
-                self.session.registry().forget_world(&String::from_utf8_lossy(name));
-            }
-            return Ok(self.session.own_changes.next_epoch());
-        }
         let name = rows::name(ctx.get_raw(0)).map_err(PluginError::Row)?;
-        let row = rows::row(ctx.get_raw(1), ctx.get_raw(2), ctx.get_raw(3)).map_err(|p| PluginError::named(&name, PluginError::Row(p)))?;
+        let named = |e: CallError| PluginError::named(&name, e);
+        let row = rows::row(ctx.get_raw(1), ctx.get_raw(2), ctx.get_raw(3)).map_err(|p| named(PluginError::Row(p).into()))?;
         let foreign = self.foreign_functions(&self.db.connection());
         let limits = self.session.limits();
         let mut registry = self.session.registry();
-        self.register(&mut registry, &name, Some(row.kind), &foreign)
-            .and_then(|()| registry.compile(row.kind, row.source, &limits).map(drop))
-            .map_err(|e| PluginError::named(&name, e))?;
+        Self::check_name(&registry, &name, &foreign).map_err(|p| named(PluginError::Row(p).into()))?;
+        registry.compile(row.kind, row.source, &limits).map_err(named)?;
+        Ok(SqlValue::Null)
+    }
+
+    /// `js_plugins_changed(name, kind)`, from the AFTER INSERT and UPDATE triggers: registers a
+    /// new plugin's function; `js_plugins_changed(name)`, from the AFTER DELETE trigger, drops
+    /// its kept world. Returns a new own-change epoch.
+    fn changed(&self, ctx: &Context<'_>) -> Result<i64, CallError> {
+        self.entered()?;
+        let name = match ctx.get_raw(0) {
+            ValueRef::Text(name) => String::from_utf8_lossy(name).into_owned(),
+            _ => return Ok(self.session.own_changes.next_epoch()),
+        };
+        if ctx.len() == 1 {
+            self.session.registry().forget_world(&name);
+        } else if let Ok(kind) = rows::kind(ctx.get_raw(1)) {
+            let foreign = self.foreign_functions(&self.db.connection());
+            let mut registry = self.session.registry();
+            self.register(&mut registry, &name, Some(kind), &foreign).map_err(|e| PluginError::named(&name, e))?;
+        }
         Ok(self.session.own_changes.next_epoch())
     }
 }
@@ -279,14 +306,20 @@ pub fn register(conn: &Connection, session: &Arc<Session>) -> rusqlite::Result<(
     let direct = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
     for (name, create) in [("js_plugins_init", true), ("js_plugins_reload", false)] {
         let plugins = plugins.clone();
-        conn.create_scalar_function(name, 0, direct, move |_| plugins.sync(create).map_err(|e| e.in_function(name)))?;
+        conn.create_scalar_function(name, 0, direct, move |_| plugins.sync(name, create).map_err(|e| e.in_function(name)))?;
     }
-    for n_args in [1, 4] {
+    let check = plugins.clone();
+    conn.create_scalar_function("js_plugins_check", 4, direct, move |ctx| check.check(ctx).map_err(|e| e.in_function("js_plugins")))?;
+    for n_args in [1, 2] {
         let plugins = plugins.clone();
         conn.create_scalar_function("js_plugins_changed", n_args, direct, move |ctx| {
             plugins.changed(ctx).map_err(|e| e.in_function("js_plugins"))
         })?;
     }
+    let epochs = plugins.clone();
+    conn.create_scalar_function("js_plugins_epoch_issued", 1, direct, move |ctx| {
+        Ok(epochs.session.own_changes.take_issued(ctx.get::<Option<i64>>(0)?.unwrap_or(0)))
+    })?;
     let call = plugins.clone();
     conn.create_scalar_function("js_call", -1, FunctionFlags::SQLITE_UTF8, move |ctx| {
         let name = plugin_name_argument(ctx).map_err(|e| e.in_function("js_call"))?;
@@ -321,6 +354,8 @@ impl Session {
             "registered": registry.registered_count(),
             "kept_worlds": registry.kept_worlds(),
             "compiled_cached": registry.compiled_cached(),
+            "entries": registry.entries().0,
+            "entry_bytes": registry.entries().1,
             "rows_read": self.plugin_rows_read.load(Ordering::Relaxed),
             "source_bytes_read": self.plugin_source_bytes_read.load(Ordering::Relaxed),
         })

@@ -1,6 +1,12 @@
 //! A connection's view of its plugins, and its caches: each plugin's row as last checked against
-//! the database ([`Snapshot`]), compiled plugins by exact source, and the kept worlds of scalar
-//! plugins (least recently used first out).
+//! the database ([`Snapshot`]) with its compiled form and, for a scalar plugin, its kept world;
+//! and compiled plugins by exact source.
+//!
+//! Everything here is bounded: kept worlds by count (least recently used out) and by memory
+//! (together at most half the connection's budget, so that calls and groups always have room),
+//! entries by the bytes of source and bytecode they hold (least recently used out: a plugin
+//! whose entry was dropped is read and compiled again at its next call), the compiled cache by
+//! bytes.
 //!
 //! The registry never runs SQL: callers read rows first ([`super::rows`]), without holding its
 //! lock, and hand them in. So nothing that SQL can call back into ever waits on this lock.
@@ -10,6 +16,7 @@ use std::sync::Arc;
 
 use jsbox_abi::fnv::FnvBuildHasher;
 use jsbox_abi::PluginKind;
+use rusqlite::types::{Value as SqlValue, ValueRef};
 
 use super::rows::Row;
 use crate::error::{CallError, PluginError, RowProblem};
@@ -21,7 +28,7 @@ use crate::sandbox::Limits;
 /// same content of `js_plugins`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Snapshot {
-    pub data_version: u32,
+    pub data_version: u64,
     pub own_epoch: i64,
 }
 
@@ -29,56 +36,25 @@ pub struct Snapshot {
 /// function while a statement runs, so this stays as registered for the connection's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Registered {
-    /// A function for a row whose kind is unusable: it reports the row's problem.
+    /// A scalar function for a row whose kind was unusable: it reports the row's problem.
     Broken,
     As(PluginKind),
 }
 
 impl Registered {
-    pub fn as_str(self) -> &'static str {
+    /// The kind of SQL function SQLite has for it.
+    fn kind(self) -> PluginKind {
         match self {
-            Registered::Broken => "scalar",
-            Registered::As(kind) => kind.as_str(),
+            Registered::Broken => PluginKind::Scalar,
+            Registered::As(kind) => kind,
         }
     }
-}
 
-/// A plugin as the registry knows it.
-struct Entry {
-    checked: Snapshot,
-    /// `None`: no row of that name.
-    row: Option<Result<Row, RowProblem>>,
-    compiled: Option<Arc<CompiledPlugin>>,
-}
-
-/// Scalar plugins' worlds kept per connection at most (each holds a sandbox and its memory).
-const KEPT_WORLDS: usize = 16;
-
-/// Source plus bytecode bytes of compiled plugins kept beyond those in use.
-const COMPILED_CACHE_BYTES: usize = 32 << 20;
-
-#[derive(Default)]
-pub struct Registry {
-    entries: HashMap<String, Entry, FnvBuildHasher>,
-    /// Compiled plugins by kind and exact source: a re-inserted or reverted source is not
-    /// compiled again. Bounded by bytes; when full it starts over (entries keep theirs).
-    compiled: HashMap<(PluginKind, Arc<str>), Arc<CompiledPlugin>>,
-    compiled_bytes: usize,
-    /// The SQL functions this connection registered for plugins, by name as registered...
-    registered: HashMap<String, Registered, FnvBuildHasher>,
-    /// ...and lower-cased, as SQLite compares function names.
-    registered_lower: HashSet<String>,
-    /// The connection's other SQL functions (built-in, the application's), lower-cased.
-    foreign: Option<Arc<HashSet<String>>>,
-    worlds: HashMap<String, KeptWorld, FnvBuildHasher>,
-    /// Bumped at every use of a kept world: the least recently used is evicted first.
-    clock: u64,
-}
-
-struct KeptWorld {
-    compiled: Arc<CompiledPlugin>,
-    last_used: u64,
-    world: World,
+    /// Whether a plugin of `kind` can run through this function.
+    pub fn serves(self, kind: PluginKind) -> bool {
+        // Registered as an aggregate, a window plugin still works (as an aggregate).
+        self.kind() == kind || (self.kind() == PluginKind::Aggregate && kind == PluginKind::Window)
+    }
 }
 
 /// How a plugin is about to be used.
@@ -113,34 +89,95 @@ impl Use {
     }
 }
 
+/// A plugin as the registry knows it.
+struct Entry {
+    checked: Snapshot,
+    /// `None`: no row of that name.
+    row: Option<Result<Row, RowProblem>>,
+    compiled: Option<Arc<CompiledPlugin>>,
+    /// A scalar plugin's world, kept across calls.
+    world: Option<KeptWorld>,
+    last_used: u64,
+}
+
+struct KeptWorld {
+    world: World,
+    /// Its memory when last measured.
+    memory_bytes: u64,
+}
+
+impl Entry {
+    /// Source and bytecode bytes it holds.
+    fn bytes(&self) -> usize {
+        let source = match &self.row {
+            Some(Ok(row)) => row.source.len(),
+            _ => 0,
+        };
+        source + self.compiled.as_ref().map_or(0, |c| c.bytecode_len())
+    }
+}
+
+/// Scalar plugins' worlds kept per connection at most (each holds a sandbox and its memory).
+const KEPT_WORLDS: usize = 16;
+
+/// Source plus bytecode bytes of compiled plugins kept in the cache beyond those in use...
+const COMPILED_CACHE_BYTES: usize = 32 << 20;
+/// ...and held by entries.
+const ENTRY_BYTES: usize = 64 << 20;
+
+#[derive(Default)]
+pub struct Registry {
+    entries: HashMap<String, Entry, FnvBuildHasher>,
+    entry_bytes: usize,
+    /// Compiled plugins by kind and exact source: a re-inserted or reverted source is not
+    /// compiled again. Bounded by bytes; when full it starts over (entries keep theirs).
+    compiled: HashMap<(PluginKind, Arc<str>), Arc<CompiledPlugin>>,
+    compiled_bytes: usize,
+    /// The SQL functions this connection registered for plugins, by name as registered...
+    registered: HashMap<String, Registered, FnvBuildHasher>,
+    /// ...and by lower-cased name (SQLite ignores case in function names): the name registered.
+    registered_lower: HashMap<String, String>,
+    /// The connection's other SQL functions (built-in, the application's), lower-cased.
+    foreign: Option<Arc<HashSet<String>>>,
+    /// Bumped at every use of an entry: the least recently used goes first.
+    clock: u64,
+}
+
 impl Registry {
     /// Whether `name`'s entry was checked at `snapshot`.
     pub fn is_current(&self, name: &str, snapshot: Snapshot) -> bool {
         self.entries.get(name).is_some_and(|entry| entry.checked == snapshot)
     }
 
-    /// Records `name`'s row as read at `snapshot`. A kept world survives only if the source is
-    /// unchanged.
-    pub fn update(&mut self, name: &str, snapshot: Snapshot, row: Option<Result<Row, RowProblem>>) {
-        if let Some(entry) = self.entries.get_mut(name) {
-            entry.checked = snapshot;
-            if entry.row != row {
-                entry.row = row;
-                entry.compiled = None;
-                self.worlds.remove(name);
-            }
-            return;
+    /// Records `name`'s row as read at `snapshot` (`None`: a moment that cannot be told again).
+    /// Its compiled form and kept world survive only if the row is unchanged.
+    pub fn update(&mut self, name: &str, snapshot: Option<Snapshot>, row: Option<Result<Row, RowProblem>>) {
+        let snapshot = snapshot.unwrap_or(Snapshot { data_version: u64::MAX, own_epoch: i64::MIN });
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self.entries.entry(name.to_owned()).or_insert_with(|| Entry {
+            checked: snapshot,
+            row: None,
+            compiled: None,
+            world: None,
+            last_used: clock,
+        });
+        self.entry_bytes -= entry.bytes();
+        entry.checked = snapshot;
+        entry.last_used = clock;
+        if entry.row != row {
+            entry.row = row;
+            entry.compiled = None;
+            entry.world = None;
         }
-        if row.is_none() {
-            self.worlds.remove(name);
-        }
-        self.entries.insert(name.to_owned(), Entry { checked: snapshot, row, compiled: None });
+        self.entry_bytes += entry.bytes();
+        self.trim_entries(name);
     }
 
-    /// Forgets every entry not in `names` (after a full read) and their worlds.
+    /// Forgets every entry `keep` refuses (after a full read), with its world.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.entries.retain(|name, _| keep(name));
-        self.worlds.retain(|name, _| keep(name));
+        self.entry_bytes = self.entries.values().map(Entry::bytes).sum();
     }
 
     pub fn registered(&self, name: &str) -> Option<Registered> {
@@ -149,12 +186,12 @@ impl Registry {
 
     pub fn set_registered(&mut self, name: &str, registered: Registered) {
         self.registered.insert(name.to_owned(), registered);
-        self.registered_lower.insert(name.to_ascii_lowercase());
+        self.registered_lower.insert(name.to_ascii_lowercase(), name.to_owned());
     }
 
-    /// Whether a plugin function of this name, in any case, is registered.
-    pub fn is_registered_lower(&self, lower_name: &str) -> bool {
-        self.registered_lower.contains(lower_name)
+    /// The plugin function registered under `name` in another case, if any.
+    pub fn registered_in_other_case(&self, name: &str) -> Option<&str> {
+        self.registered_lower.get(&name.to_ascii_lowercase()).map(String::as_str).filter(|other| *other != name)
     }
 
     pub fn foreign_functions(&self) -> Option<Arc<HashSet<String>>> {
@@ -177,27 +214,10 @@ impl Registry {
         registered: Option<Registered>,
         limits: &dyn Fn() -> Limits,
     ) -> Result<Arc<CompiledPlugin>, CallError> {
+        self.clock += 1;
         let entry = self.entries.get_mut(name).ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
-        let row = match &entry.row {
-            None => return Err(PluginError::NotFound(name.to_owned()).into()),
-            Some(Err(problem)) => return Err(PluginError::Row(problem.clone()).into()),
-            Some(Ok(row)) => row,
-        };
-        if let Some(Registered::As(as_kind)) = registered {
-            // Registered as an aggregate, a window plugin still works (as an aggregate).
-            let serves = as_kind == row.kind || (as_kind == PluginKind::Aggregate && row.kind == PluginKind::Window);
-            if !serves {
-                return Err(kind_changed(name, as_kind, row.kind).into());
-            }
-        }
-        if !usage.accepts(row.kind) {
-            return Err(PluginError::WrongKind { name: name.to_owned(), kind: row.kind.as_str(), want: usage.as_str() }.into());
-        }
-        if let Some(argc) = argc {
-            if row.n_args >= 0 && row.n_args as usize != argc {
-                return Err(PluginError::ArgumentCount { name: name.to_owned(), expected: row.n_args, got: argc }.into());
-            }
-        }
+        entry.last_used = self.clock;
+        let row = check(name, entry, usage, argc, registered)?;
         if let Some(compiled) = &entry.compiled {
             return Ok(Arc::clone(compiled));
         }
@@ -205,7 +225,9 @@ impl Registry {
         let compiled = Self::compile_cached(&mut self.compiled, &mut self.compiled_bytes, kind, source, &limits())?;
         if let Some(entry) = self.entries.get_mut(name) {
             entry.compiled = Some(Arc::clone(&compiled));
+            self.entry_bytes += compiled.bytecode_len();
         }
+        self.trim_entries(name);
         Ok(compiled)
     }
 
@@ -238,48 +260,114 @@ impl Registry {
         Ok(compiled)
     }
 
-    /// The kept world of scalar plugin `name` for `compiled`, (re)created if it was made from
-    /// another version. When the connection's budget refuses a new world, the other kept worlds
-    /// are given back and it is tried once more.
-    pub fn scalar_world(&mut self, name: &str, compiled: &Arc<CompiledPlugin>, limits: &dyn Fn() -> Limits) -> Result<&mut World, CallError> {
-        self.clock += 1;
-        let current = self.worlds.get(name).is_some_and(|kept| Arc::ptr_eq(&kept.compiled, compiled));
-        if !current {
-            self.worlds.remove(name);
-            while self.worlds.len() >= KEPT_WORLDS {
-                self.evict_least_recently_used();
+    /// Runs scalar plugin `name`'s `main` on `args` in its kept world, (re)creating the world
+    /// when there is none, then keeps the connection's kept worlds within their bounds. After
+    /// an error the world is dropped: the next call starts from a fresh one.
+    pub fn call_scalar<'a>(
+        &mut self,
+        name: &str,
+        args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone,
+        registered: Option<Registered>,
+        limits: &dyn Fn() -> Limits,
+    ) -> Result<SqlValue, CallError> {
+        // The per-row path: one lookup, the checks, the call.
+        if let Some(entry) = self.entries.get_mut(name) {
+            if entry.world.is_some() {
+                check(name, entry, Use::Scalar, Some(args.len()), registered)?;
+                return self.run_kept(name, args);
             }
-            let limits = limits();
-            let world = match World::new(compiled, &limits) {
-                Err(e) if e.is_budget() && !self.worlds.is_empty() => {
-                    self.worlds.clear();
-                    World::new(compiled, &limits)?
-                }
-                other => other?,
-            };
-            let kept = KeptWorld { compiled: Arc::clone(compiled), last_used: 0, world };
-            self.worlds.insert(name.to_owned(), kept);
         }
-        let kept = self.worlds.get_mut(name).expect("kept above");
-        kept.last_used = self.clock;
-        Ok(&mut kept.world)
+        let compiled = self.plugin(name, Use::Scalar, Some(args.len()), registered, limits)?;
+        let limits = limits();
+        let world = match World::new(&compiled, &limits) {
+            Err(e) if e.is_budget() && self.kept_worlds() > 0 => {
+                self.forget_worlds();
+                World::new(&compiled, &limits)?
+            }
+            other => other?,
+        };
+        while self.kept_worlds() >= KEPT_WORLDS {
+            self.evict_least_recently_used_world(name);
+        }
+        if let Some(entry) = self.entries.get_mut(name) {
+            entry.world = Some(KeptWorld { world, memory_bytes: 0 });
+        }
+        self.run_kept(name, args)
     }
 
-    fn evict_least_recently_used(&mut self) {
-        let oldest = self.worlds.iter().min_by_key(|(_, kept)| kept.last_used).map(|(name, _)| name.clone());
-        if let Some(name) = oldest {
-            self.worlds.remove(&name);
+    fn run_kept<'a>(&mut self, name: &str, args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone) -> Result<SqlValue, CallError> {
+        self.clock += 1;
+        let entry = self.entries.get_mut(name).expect("the caller found it");
+        entry.last_used = self.clock;
+        let kept = entry.world.as_mut().expect("the caller made it");
+        let result = kept.world.main(args);
+        if result.is_err() {
+            entry.world = None;
+            return result;
+        }
+        let memory_bytes = kept.world.memory_bytes();
+        if memory_bytes > kept.memory_bytes {
+            kept.memory_bytes = memory_bytes;
+            let half_budget = kept.world.budget_bytes() / 2;
+            self.trim_worlds(name, half_budget);
+        }
+        result
+    }
+
+    /// Drops least recently used kept worlds (never `current`'s) until they hold at most `bytes`.
+    fn trim_worlds(&mut self, current: &str, bytes: u64) {
+        loop {
+            let held: u64 = self.entries.values().filter_map(|e| e.world.as_ref()).map(|k| k.memory_bytes).sum();
+            if held <= bytes || !self.evict_least_recently_used_world(current) {
+                return;
+            }
         }
     }
 
-    /// Drops `name`'s kept world (after an error, or when the plugin is deleted).
+    /// Drops the least recently used kept world but `current`'s; false if there is none.
+    fn evict_least_recently_used_world(&mut self, current: &str) -> bool {
+        let oldest = self
+            .entries
+            .iter_mut()
+            .filter(|(name, entry)| entry.world.is_some() && name.as_str() != current)
+            .min_by_key(|(_, entry)| entry.last_used);
+        match oldest {
+            Some((_, entry)) => {
+                entry.world = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops least recently used entries (never `current`) while they hold too many bytes.
+    fn trim_entries(&mut self, current: &str) {
+        while self.entry_bytes > ENTRY_BYTES {
+            let oldest = self
+                .entries
+                .iter()
+                .filter(|(name, _)| name.as_str() != current)
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(name, _)| name.clone());
+            let Some(name) = oldest else { return };
+            if let Some(entry) = self.entries.remove(&name) {
+                self.entry_bytes -= entry.bytes();
+            }
+        }
+    }
+
+    /// Drops `name`'s kept world (when the plugin is deleted).
     pub fn forget_world(&mut self, name: &str) {
-        self.worlds.remove(name);
+        if let Some(entry) = self.entries.get_mut(name) {
+            entry.world = None;
+        }
     }
 
-    /// Drops every kept world (after the limits changed).
+    /// Drops every kept world (after the limits changed, or to make room in the budget).
     pub fn forget_worlds(&mut self) {
-        self.worlds.clear();
+        for entry in self.entries.values_mut() {
+            entry.world = None;
+        }
     }
 
     pub fn registered_count(&self) -> usize {
@@ -287,15 +375,43 @@ impl Registry {
     }
 
     pub fn kept_worlds(&self) -> usize {
-        self.worlds.len()
+        self.entries.values().filter(|entry| entry.world.is_some()).count()
     }
 
     pub fn compiled_cached(&self) -> usize {
         self.compiled.len()
     }
+
+    pub fn entries(&self) -> (usize, usize) {
+        (self.entries.len(), self.entry_bytes)
+    }
 }
 
-fn kind_changed(name: &str, registered: PluginKind, now: PluginKind) -> PluginError {
+/// The row of `entry` if it can serve `usage` with `argc` arguments through a function
+/// `registered` as such (`None`: through js_call/js_agg).
+fn check<'e>(name: &str, entry: &'e Entry, usage: Use, argc: Option<usize>, registered: Option<Registered>) -> Result<&'e Row, CallError> {
+    let row = match &entry.row {
+        None => return Err(PluginError::NotFound(name.to_owned()).into()),
+        Some(Err(problem)) => return Err(PluginError::Row(problem.clone()).into()),
+        Some(Ok(row)) => row,
+    };
+    if let Some(registered) = registered {
+        if !registered.serves(row.kind) {
+            return Err(kind_changed(name, registered.kind(), row.kind).into());
+        }
+    }
+    if !usage.accepts(row.kind) {
+        return Err(PluginError::WrongKind { name: name.to_owned(), kind: row.kind.as_str(), want: usage.as_str() }.into());
+    }
+    if let Some(argc) = argc {
+        if row.n_args >= 0 && row.n_args as usize != argc {
+            return Err(PluginError::ArgumentCount { name: name.to_owned(), expected: row.n_args, got: argc }.into());
+        }
+    }
+    Ok(row)
+}
+
+pub fn kind_changed(name: &str, registered: PluginKind, now: PluginKind) -> PluginError {
     PluginError::KindChanged {
         name: name.to_owned(),
         registered: registered.as_str(),

@@ -3,8 +3,10 @@
 //!
 //! The table may come from a database file someone else made, so it is read as data only: it
 //! must be an ordinary table (a view or a virtual table would run the file's code on every
-//! read), without generated columns among those jsbox reads, and it is read with the schema
-//! untrusted ([`Db::with_untrusted_schema`]).
+//! read), without generated columns among those jsbox reads. Reading such a table's stored
+//! columns runs nothing of the file's: no expression, no module. (The connection's
+//! `trusted_schema` setting is left alone: changing it expires every statement of the
+//! connection, the running ones included.)
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::error::{PluginError, RowProblem, MAX_NAME_BYTES, MAX_PLUGIN_ARGS};
 use crate::sql::args::type_name;
 use crate::sql::db::Db;
+
 
 /// A row of `js_plugins` that can be a plugin (its name is checked apart: [`check_name`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -46,18 +49,22 @@ const COLUMNS: [&str; 4] = ["name", "kind", "source", "n_args"];
 /// Whether `main.js_plugins` exists, refusing anything but an ordinary table with stored columns.
 pub fn table_exists(conn: &Connection) -> Result<bool, PluginError> {
     let found = conn
-        .query_row("SELECT type, sql FROM main.sqlite_master WHERE lower(name) = 'js_plugins'", [], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-        })
+        .query_row(
+            "SELECT type, rootpage, sql FROM main.sqlite_master WHERE type IN ('table', 'view') AND lower(name) = 'js_plugins'",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<String>>(2)?)),
+        )
         .optional()
         .map_err(sql("reading the schema"))?;
-    let Some((kind, sql_text)) = found else { return Ok(false) };
-    let virtual_table = sql_text.is_some_and(|s| s.trim_start().get(..14).is_some_and(|p| p.eq_ignore_ascii_case("create virtual")));
-    match kind.as_str() {
-        "table" if !virtual_table => {}
-        "table" => return Err(PluginError::NotATable("a virtual table")),
-        "view" => return Err(PluginError::NotATable("a view")),
-        _ => return Err(PluginError::NotATable("not a table")),
+    let Some((kind, rootpage, sql_text)) = found else { return Ok(false) };
+    if kind == "view" {
+        return Err(PluginError::NotATable("a view"));
+    }
+    // A virtual table has no pages of its own (root page 0), and its statement is CREATE
+    // VIRTUAL TABLE, however written (comments may stand between the words).
+    let ordinary = rootpage.is_some_and(|page| page > 0) && sql_text.as_deref().is_some_and(|sql| first_words(sql, 2) == ["CREATE", "TABLE"]);
+    if !ordinary {
+        return Err(PluginError::NotATable("a virtual table"));
     }
     // table_xinfo's `hidden`: 2 and 3 are generated columns.
     let mut stmt = conn.prepare("SELECT lower(name), hidden FROM pragma_table_xinfo('js_plugins', 'main')").map_err(sql("reading the schema"))?;
@@ -97,7 +104,7 @@ pub fn read_one(db: Db, plugin: &str) -> Result<Option<Result<Row, RowProblem>>,
     Ok(rows.into_iter().next())
 }
 
-/// Runs one query on `js_plugins` as data: the table checked first, the schema untrusted.
+/// Runs one query on `js_plugins` as data, the table checked first.
 fn read<T, P: rusqlite::Params>(
     db: Db,
     query: &str,
@@ -105,14 +112,34 @@ fn read<T, P: rusqlite::Params>(
     map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, PluginError> {
     let conn = db.connection();
-    db.with_untrusted_schema(|| {
-        if !table_exists(&conn)? {
-            return Ok(Vec::new());
+    if !table_exists(&conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(query).map_err(sql("reading js_plugins"))?;
+    let rows = stmt.query_map(params, map).and_then(|rows| rows.collect());
+    rows.map_err(sql("reading js_plugins"))
+}
+
+/// The first `n` words of a SQL statement, upper-cased, past comments and blanks.
+fn first_words(sql: &str, n: usize) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut rest = sql;
+    while words.len() < n {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, tail)| tail);
+        } else if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, tail)| tail);
+        } else {
+            let end = rest.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(rest.len());
+            if end == 0 {
+                break;
+            }
+            words.push(rest[..end].to_ascii_uppercase());
+            rest = &rest[end..];
         }
-        let mut stmt = conn.prepare(query).map_err(sql("reading js_plugins"))?;
-        let rows = stmt.query_map(params, map).and_then(|rows| rows.collect());
-        rows.map_err(sql("reading js_plugins"))
-    })
+    }
+    words
 }
 
 fn sql(what: &'static str) -> impl Fn(rusqlite::Error) -> PluginError {
@@ -128,13 +155,14 @@ pub fn name(value: ValueRef<'_>) -> Result<String, RowProblem> {
     }
 }
 
-fn kind(value: ValueRef<'_>) -> Result<PluginKind, RowProblem> {
-    let text = match value {
-        ValueRef::Text(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        ValueRef::Null => "NULL".to_owned(),
-        other => format!("{other:?}"),
-    };
-    PluginKind::parse(&text).ok_or(RowProblem::UnknownKind(format!("{text:?}")))
+pub fn kind(value: ValueRef<'_>) -> Result<PluginKind, RowProblem> {
+    match value {
+        ValueRef::Text(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            PluginKind::parse(&text).ok_or(RowProblem::UnknownKind(format!("{text:?}")))
+        }
+        other => Err(RowProblem::UnknownKind(type_name(other).to_owned())),
+    }
 }
 
 /// A row's kind, argument count and source, checked.
@@ -146,7 +174,8 @@ pub fn row(kind_value: ValueRef<'_>, n_args: ValueRef<'_>, source: ValueRef<'_>)
         ValueRef::Integer(n) if n == -1 || (0..=MAX_PLUGIN_ARGS).contains(&n) => n as i32,
         ValueRef::Integer(n) => return Err(RowProblem::ArgumentCountOutOfRange(n.to_string())),
         ValueRef::Real(f) => return Err(RowProblem::ArgumentCountOutOfRange(f.to_string())),
-        other => return Err(RowProblem::ArgumentCountOutOfRange(format!("{} {other:?}", type_name(other)))),
+        ValueRef::Text(text) => return Err(RowProblem::ArgumentCountOutOfRange(format!("{:?} (TEXT)", String::from_utf8_lossy(text)))),
+        ValueRef::Blob(_) => return Err(RowProblem::ArgumentCountOutOfRange("a BLOB".into())),
     };
     // The shell's readfile() stores BLOBs: take the source as TEXT or BLOB.
     let source = match source {
@@ -231,5 +260,13 @@ mod tests {
         assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Null, ValueRef::Null), Err(RowProblem::NoSource));
         assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Null, ValueRef::Blob(b"\xff")), Err(RowProblem::SourceNotUtf8(0)));
         assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Null, ValueRef::Integer(1)), Err(RowProblem::SourceNotText("INTEGER")));
+    }
+
+    #[test]
+    fn comments_and_blanks_do_not_hide_virtual() {
+        assert_eq!(first_words("CREATE TABLE x(a)", 2), ["CREATE", "TABLE"]);
+        assert_eq!(first_words("create /**/ virtual table x using fts5(a)", 2), ["CREATE", "VIRTUAL"]);
+        assert_eq!(first_words("  -- note\n CREATE\n/* a */TABLE\"x\"(a)", 2), ["CREATE", "TABLE"]);
+        assert_eq!(first_words("/* unterminated", 2), Vec::<String>::new());
     }
 }
