@@ -1,0 +1,363 @@
+//! What an attack session found against the first version of the system-wide defences, each
+//! kept as a test of its own so that it stays fixed: a CHECK constraint on SQLite 3.40 calling a
+//! DIRECTONLY function, a virtual `js_plugins` disguised by a comment, re-reads that aborted
+//! unrelated statements, own commits and edits unseen without triggers or with a busy database,
+//! jsbox loaded twice, registrations left by refused rows, kept worlds pinning the budget, names
+//! equal but for case, host memory held by plugin entries, and a tampered epoch.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use jsbox_tests::*;
+use rusqlite::types::Value;
+use rusqlite::Connection;
+
+fn temp_db(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("jsbox-attacks-{}-{name}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+fn with_plugins(path: &PathBuf) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    load(&conn);
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    conn
+}
+
+fn store(conn: &Connection, name: &str, kind: &str, source: &str) -> rusqlite::Result<usize> {
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", (name, kind, source))
+}
+
+fn returns(n: i64) -> String {
+    format!("function main() {{ return {n} }}")
+}
+
+/// `script` in `/usr/bin/sqlite3` (SQLite 3.40) on `db`, with jsbox loaded: stdout and stderr.
+fn shell(db: &PathBuf, script: &str) -> (String, String) {
+    let mut child = Command::new("/usr/bin/sqlite3")
+        .arg(db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let input = format!(".bail off\n.load {}\n{script}\n", extension_path());
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_check_constraint_cannot_raise_the_limits_on_sqlite_3_40() {
+    // Made with Debian's Python (SQLite 3.40) and a look-alike js_config of its own.
+    let path = temp_db("check-340");
+    let script = format!(
+        "import sqlite3\nc = sqlite3.connect({:?})\nc.create_function('js_config', 2, lambda a, b: 1, deterministic=True)\nc.create_function('js_plugins_init', 0, lambda: 1, deterministic=True)\nc.executescript(\"CREATE TABLE t(x CHECK (js_config('time_limit_ms', 3600000) + js_config('memory_limit_mb', 4096))); CREATE TABLE u(x CHECK (js_plugins_init() >= 0));\")\nc.commit()\n",
+        path.display().to_string()
+    );
+    let made = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (out, err) = shell(
+        &path,
+        "PRAGMA integrity_check;\nINSERT INTO t VALUES (1);\nINSERT INTO u VALUES (1);\nSELECT js_config();\nSELECT count(*) FROM sqlite_master WHERE name = 'js_plugins';",
+    );
+    let refused = "refused: called from the database's schema (a view, trigger, constraint or index), not from the statement being run";
+    assert!(err.contains(&format!("js_config: {refused}")), "{err}");
+    assert!(err.contains(&format!("js_plugins_init: {refused}")), "{err}");
+    assert!(out.contains(r#"{"connection_memory_mb":512,"memory_limit_mb":64,"time_limit_ms":1000}"#), "{out}");
+    assert!(out.trim_end().ends_with('0'), "no js_plugins was created: {out}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_virtual_table_disguised_by_a_comment_is_refused_and_never_hangs() {
+    let path = temp_db("disguised");
+    {
+        let stranger = Connection::open(&path).unwrap();
+        stranger
+            .execute_batch(
+                "CREATE TABLE content(id INTEGER PRIMARY KEY, name, kind, source, n_args);
+                 CREATE VIEW content_v AS WITH RECURSIVE forever(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM forever)
+                   SELECT n AS id, 'x' AS name, 'scalar' AS kind, 'function main() { return 1 }' AS source, -1 AS n_args FROM forever;
+                 CREATE VIRTUAL TABLE js_plugins USING fts5(name, kind, source, n_args, content='content_v', content_rowid='id');
+                 PRAGMA writable_schema = ON;
+                 UPDATE sqlite_master SET sql = replace(sql, 'CREATE VIRTUAL', 'CREATE /**/ VIRTUAL') WHERE name = 'js_plugins';
+                 PRAGMA writable_schema = OFF;",
+            )
+            .unwrap();
+    }
+    let (out, err) = std::thread::scope(|scope| {
+        let run = scope.spawn(|| shell(&path, "SELECT 'loaded';\nSELECT js_plugins_reload();"));
+        let started = std::time::Instant::now();
+        while !run.is_finished() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "the shell hung");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        run.join().unwrap()
+    });
+    assert!(out.contains("loaded"), "{out} {err}");
+    assert!(err.contains("js_plugins is a virtual table, not an ordinary table"), "{err}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn reading_a_plugin_row_never_aborts_other_statements() {
+    let path = temp_db("no-abort");
+    let a = with_plugins(&path);
+    // WAL: the other connection commits while this one holds a statement open.
+    a.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+    store(&a, "up", "scalar", "function main(x) { return String(x).toUpperCase() }").unwrap();
+    a.execute_batch(
+        "CREATE TABLE cats(id INTEGER PRIMARY KEY, name); INSERT INTO cats VALUES (1, 'one'), (2, 'two');
+         CREATE TABLE t(id INTEGER PRIMARY KEY, x, cat); INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 1);
+         CREATE TABLE log(x);",
+    )
+    .unwrap();
+    let b = Connection::open(&path).unwrap();
+    for round in 0..3 {
+        // Another connection's commit: the next plugin call reads its row again.
+        b.execute("INSERT INTO log VALUES (?1)", [round]).unwrap();
+        let rows: Vec<(i64, String, String)> = a
+            .prepare("SELECT id, up(x), (SELECT name FROM cats WHERE cats.id = t.cat) FROM t ORDER BY (SELECT name FROM cats WHERE cats.id = t.cat), id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows, vec![(1, "A".into(), "one".into()), (3, "C".into(), "one".into()), (2, "B".into(), "two".into())]);
+    }
+    // A statement that does not use jsbox, stepped while a plugin call reads its row.
+    let mut cursor = a.prepare("SELECT id, (SELECT name FROM cats WHERE cats.id = t.cat) FROM t ORDER BY id").unwrap();
+    let mut rows = cursor.query([]).unwrap();
+    let mut seen = 0;
+    while let Some(row) = rows.next().unwrap() {
+        let _: i64 = row.get(0).unwrap();
+        b.execute("INSERT INTO log VALUES (0)", []).unwrap();
+        assert_eq!(value(&a, "SELECT up('q')"), Value::Text("Q".into()));
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
+    drop(rows);
+    drop(cursor);
+    drop((a, b));
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn own_edits_are_seen_without_the_triggers() {
+    // The schema run by hand (no triggers ever), a table dropped and made again, a trigger
+    // dropped, a table renamed: the connection's own edits still run, committed or not.
+    let path = temp_db("untracked");
+    let conn = Connection::open(&path).unwrap();
+    load(&conn);
+    conn.execute_batch(&std::fs::read_to_string(repo_root().join("sql/schema.sql")).unwrap()).unwrap();
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('foo', 'scalar', ?1)", [returns(1)]).unwrap();
+    assert_eq!(value(&conn, "SELECT js_call('foo')"), Value::Integer(1));
+    conn.execute("UPDATE js_plugins SET source = ?1", [returns(2)]).unwrap();
+    assert_eq!(value(&conn, "SELECT js_call('foo')"), Value::Integer(2), "an own commit, no triggers");
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute("UPDATE js_plugins SET source = ?1", [returns(3)]).unwrap();
+    assert_eq!(value(&conn, "SELECT js_call('foo')"), Value::Integer(3), "an own uncommitted edit, no triggers");
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(value(&conn, "SELECT js_call('foo')"), Value::Integer(2));
+    conn.execute("DELETE FROM js_plugins", []).unwrap();
+    assert_eq!(error_of(&conn, "SELECT js_call('foo')"), "foo: no plugin named foo in js_plugins (deleted?)");
+
+    // With the triggers, then the table dropped and made again (a restored dump).
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store(&conn, "foo", "scalar", &returns(4)).unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(4));
+    conn.execute_batch("DROP TABLE js_plugins").unwrap();
+    conn.execute_batch(&std::fs::read_to_string(repo_root().join("sql/schema.sql")).unwrap()).unwrap();
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('foo', 'scalar', ?1)", [returns(5)]).unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(5));
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute("UPDATE js_plugins SET source = ?1", [returns(6)]).unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(6));
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(5));
+
+    // A trigger dropped by hand.
+    conn.query_row("SELECT js_plugins_reload()", [], |_| Ok(())).unwrap();
+    conn.execute_batch("DROP TRIGGER temp.jsbox_plugins_updated").unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute("UPDATE js_plugins SET source = ?1", [returns(7)]).unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(7));
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(5));
+
+    // Renamed away: no js_plugins, no plugin.
+    conn.execute_batch("ALTER TABLE js_plugins RENAME TO old_plugins").unwrap();
+    assert_eq!(error_of(&conn, "SELECT foo()"), "foo: no plugin named foo in js_plugins (deleted?)");
+    drop(conn);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_busy_database_never_runs_stale_code() {
+    let path = temp_db("busy");
+    let a = with_plugins(&path);
+    a.execute_batch("PRAGMA journal_mode = DELETE; CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();
+    store(&a, "foo", "scalar", &returns(1)).unwrap();
+    assert_eq!(value(&a, "SELECT foo() FROM t"), Value::Integer(1));
+    a.busy_timeout(std::time::Duration::from_millis(100)).unwrap();
+    let b = Connection::open(&path).unwrap();
+    b.execute("UPDATE js_plugins SET source = ?1", [returns(2)]).unwrap();
+    b.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // a cannot look: an error, never the old code.
+    match a.query_row("SELECT foo()", [], |r| r.get::<_, Value>(0)) {
+        Ok(v) => assert_ne!(v, Value::Integer(1), "stale code ran"),
+        Err(e) => assert!(e.to_string().contains("locked"), "{e}"),
+    }
+    b.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(value(&a, "SELECT foo()"), Value::Integer(2));
+    drop((a, b));
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn loading_jsbox_twice_keeps_one_view_of_the_plugins() {
+    let path = temp_db("twice");
+    let conn = with_plugins(&path);
+    store(&conn, "foo", "scalar", &returns(1)).unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(1));
+    load(&conn);
+    conn.execute("DELETE FROM js_plugins", []).unwrap();
+    assert_eq!(error_of(&conn, "SELECT foo()"), "foo: no plugin named foo in js_plugins (deleted?)");
+    store(&conn, "foo", "scalar", &returns(2)).unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(2));
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute("UPDATE js_plugins SET source = ?1", [returns(3)]).unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(3));
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(2));
+    drop(conn);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_refused_row_registers_nothing() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    let aggregate = "function init() { return 0 } function step(s) { return s + 1 } function final(s) { return s }";
+    // Refused by a CHECK constraint after jsbox's checks passed.
+    let refused = conn.execute("INSERT INTO js_plugins(name, kind, source, deterministic) VALUES ('bar', 'aggregate', ?1, 5)", [aggregate]);
+    assert!(refused.unwrap_err().to_string().contains("CHECK constraint failed"));
+    store(&conn, "bar", "scalar", &returns(8)).unwrap();
+    assert_eq!(value(&conn, "SELECT bar()"), Value::Integer(8));
+    // A row loaded with a broken kind, then fixed to another kind: reload says what to do.
+    let path = temp_db("broken-kind");
+    {
+        let plain = Connection::open(&path).unwrap();
+        plain.execute_batch("CREATE TABLE js_plugins(name, kind, source, n_args); INSERT INTO js_plugins VALUES ('foo', 'scalr', 'function main() { return 1 }', -1);").unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    load(&conn);
+    assert_eq!(error_of(&conn, "SELECT foo()"), "foo: unknown kind \"scalr\"; a plugin is scalar, aggregate or window");
+    conn.execute("UPDATE js_plugins SET kind = 'aggregate', source = ?1", [aggregate]).unwrap();
+    let expected = "foo is now an aggregate plugin, but this connection registered its function as a scalar function; reopen the connection (or load jsbox again) to use it as aggregate; js_agg() runs it as it is now";
+    assert_eq!(error_of(&conn, "SELECT foo(1)"), format!("foo: {expected}"));
+    assert_eq!(error_of(&conn, "SELECT js_plugins_reload()"), format!("js_plugins_reload: foo: {expected}"));
+    assert_eq!(value(&conn, "SELECT js_agg('foo', value) FROM json_each('[1, 2]')"), Value::Integer(2));
+    drop(conn);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn kept_worlds_never_pin_the_budget() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init(), js_config('memory_limit_mb', 400)", [], |_| Ok(())).unwrap();
+    for i in 0..16 {
+        store(&conn, &format!("keep{i}"), "scalar", "const kept = new Uint8Array(30e6).fill(1); function main() { return kept.length }").unwrap();
+        assert_eq!(value(&conn, &format!("SELECT keep{i}()")), Value::Integer(30_000_000));
+    }
+    let held = |conn: &Connection| -> i64 { conn.query_row("SELECT js_debug() ->> '$.connection_memory_in_use_bytes'", [], |r| r.get(0)).unwrap() };
+    assert!(held(&conn) <= 256 << 20, "kept worlds hold {} bytes, more than half the 512 MiB budget", held(&conn));
+    // A call and a group that need more than the other half get it: the kept worlds give way.
+    assert_eq!(value(&conn, "SELECT js_eval('new Uint8Array(300e6).length')"), Value::Integer(300_000_000));
+    for i in 0..16 {
+        assert_eq!(value(&conn, &format!("SELECT keep{i}()")), Value::Integer(30_000_000));
+    }
+    store(&conn, "grab", "aggregate", "function init() { return new Uint8Array(300e6) } function step(s) { return s } function final(s) { return s.length }").unwrap();
+    assert_eq!(value(&conn, "SELECT grab(1)"), Value::Integer(300_000_000));
+}
+
+#[test]
+fn names_equal_but_for_case_are_one_function() {
+    let path = temp_db("case");
+    {
+        let plain = Connection::open(&path).unwrap();
+        plain
+            .execute_batch(
+                "CREATE TABLE js_plugins(name, kind, source, n_args);
+                 INSERT INTO js_plugins VALUES ('foo', 'scalar', 'function main(x) { return \"foo \" + x }', -1);
+                 INSERT INTO js_plugins VALUES ('Foo', 'aggregate', 'function init() { return 0 } function step(s) { return s } function final(s) { return \"Foo\" }', -1);",
+            )
+            .unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    load(&conn);
+    assert_eq!(value(&conn, "SELECT foo(1)"), Value::Text("foo 1".into()), "the first row's own code");
+    assert_eq!(
+        error_of(&conn, "SELECT js_plugins_reload()"),
+        "js_plugins_reload: Foo: plugin name Foo is the same SQL function as plugin foo (SQLite ignores case in function names)"
+    );
+    drop(conn);
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store(&conn, "foo", "scalar", &returns(1)).unwrap();
+    assert_eq!(
+        store(&conn, "FOO", "scalar", &returns(2)).unwrap_err().to_string(),
+        "js_plugins: FOO: plugin name FOO is the same SQL function as plugin foo (SQLite ignores case in function names)"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn plugin_entries_are_bounded_by_bytes() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    let padding = format!("/*{}*/", "z".repeat(1 << 20));
+    for i in 0..100 {
+        store(&conn, &format!("big{i}"), "scalar", &format!("{padding} function main() {{ return {i} }}")).unwrap();
+    }
+    let total: i64 = conn.query_row("SELECT sum(js_call(name)) FROM js_plugins", [], |r| r.get(0)).unwrap();
+    assert_eq!(total, (0..100).sum::<i64>());
+    let bytes: i64 = conn.query_row("SELECT js_debug() ->> '$.plugins.entry_bytes'", [], |r| r.get(0)).unwrap();
+    assert!(bytes <= 66 << 20, "entries hold {bytes} bytes for 100 MB of plugins");
+    // Evicted entries are read again when called.
+    assert_eq!(value(&conn, "SELECT big0()"), Value::Integer(0));
+}
+
+#[test]
+fn the_epoch_cannot_be_set_by_hand() {
+    let path = temp_db("epoch");
+    let conn = with_plugins(&path);
+    store(&conn, "foo", "scalar", &returns(1)).unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute("UPDATE js_plugins SET source = ?1", [returns(5)]).unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(5));
+    let saved: i64 = conn.query_row("SELECT epoch FROM temp.jsbox_plugins_epoch", [], |r| r.get(0)).unwrap();
+    conn.execute("UPDATE js_plugins SET source = ?1", [returns(6)]).unwrap();
+    let err = conn.execute("UPDATE temp.jsbox_plugins_epoch SET epoch = ?1", [saved]).unwrap_err().to_string();
+    assert_eq!(err, "only jsbox sets the epoch of js_plugins");
+    assert!(conn.execute("INSERT INTO temp.jsbox_plugins_epoch VALUES (?1)", [saved]).is_err());
+    assert!(conn.execute("DELETE FROM temp.jsbox_plugins_epoch", []).is_err());
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(6));
+    conn.execute_batch("COMMIT").unwrap();
+    drop(conn);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_trigger_named_js_plugins_is_not_the_table() {
+    let conn = open();
+    conn.execute_batch("CREATE TABLE other(x); CREATE TRIGGER JS_PLUGINS AFTER INSERT ON other BEGIN SELECT 1; END;").unwrap();
+    assert_eq!(value(&conn, "SELECT js_plugins_init()"), Value::Integer(0));
+    store(&conn, "foo", "scalar", &returns(1)).unwrap();
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(1));
+}
