@@ -121,6 +121,11 @@ impl Plugins {
     /// A scalar plugin call, in the connection's kept world for that plugin.
     fn call_scalar(&self, ctx: &Context<'_>, name: &str, skip: usize, registered: Option<Registered>) -> Result<SqlValue, CallError> {
         self.entered()?;
+        if let Some(snapshot) = self.session.own_changes.snapshot(self.db) {
+            if let Some(result) = self.session.registry().call_current(name, snapshot, arguments(ctx, skip), registered) {
+                return result;
+            }
+        }
         self.refreshed(name)?.call_scalar(name, arguments(ctx, skip), registered, &|| self.session.limits())
     }
 

@@ -260,6 +260,24 @@ impl Registry {
         Ok(compiled)
     }
 
+    /// The per-row path of scalar plugins: if `name`'s entry was checked at `snapshot` and has
+    /// its kept world, runs `main` on `args` there (one lookup); `None` if not, for the caller
+    /// to bring the entry up to date and go the whole way ([`Registry::call_scalar`]).
+    pub fn call_current<'a>(
+        &mut self,
+        name: &str,
+        snapshot: Snapshot,
+        args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone,
+        registered: Option<Registered>,
+    ) -> Option<Result<SqlValue, CallError>> {
+        self.clock += 1;
+        let entry = self.entries.get_mut(name).filter(|entry| entry.checked == snapshot && entry.world.is_some())?;
+        if let Err(e) = check(name, entry, Use::Scalar, Some(args.len()), registered) {
+            return Some(Err(e));
+        }
+        Some(self.run_kept(name, args))
+    }
+
     /// Runs scalar plugin `name`'s `main` on `args` in its kept world, (re)creating the world
     /// when there is none, then keeps the connection's kept worlds within their bounds. After
     /// an error the world is dropped: the next call starts from a fresh one.
@@ -270,7 +288,7 @@ impl Registry {
         registered: Option<Registered>,
         limits: &dyn Fn() -> Limits,
     ) -> Result<SqlValue, CallError> {
-        // The per-row path: one lookup, the checks, the call.
+        self.clock += 1;
         if let Some(entry) = self.entries.get_mut(name) {
             if entry.world.is_some() {
                 check(name, entry, Use::Scalar, Some(args.len()), registered)?;
@@ -296,7 +314,6 @@ impl Registry {
     }
 
     fn run_kept<'a>(&mut self, name: &str, args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone) -> Result<SqlValue, CallError> {
-        self.clock += 1;
         let entry = self.entries.get_mut(name).expect("the caller found it");
         entry.last_used = self.clock;
         let kept = entry.world.as_mut().expect("the caller made it");
