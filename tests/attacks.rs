@@ -3,7 +3,10 @@
 //! DIRECTONLY function, a virtual `js_plugins` disguised by a comment, re-reads that aborted
 //! unrelated statements, own commits and edits unseen without triggers or with a busy database,
 //! jsbox loaded twice, registrations left by refused rows, kept worlds pinning the budget, names
-//! equal but for case, host memory held by plugin entries, and a tampered epoch.
+//! equal but for case, host memory held by plugin entries, and a tampered epoch. A second round
+//! found: two SQLite libraries in one process, CHECK constraints reaching the limits through a
+//! nested statement or a word in the user's statement, plugin registrations made from a CHECK,
+//! loading quadratic beyond 50,000 rows, sources bigger than any sandbox, deleted plugins never forgotten, duplicate names in a table without a key.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -360,4 +363,187 @@ fn a_trigger_named_js_plugins_is_not_the_table() {
     assert_eq!(value(&conn, "SELECT js_plugins_init()"), Value::Integer(0));
     store(&conn, "foo", "scalar", &returns(1)).unwrap();
     assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(1));
+}
+
+/// Runs a Python host script (from `tests/`) that prints `N passed, N failed`.
+fn python_host(python: &std::path::Path, script: &str, args: &[&str]) {
+    let out = Command::new(python).current_dir(repo_root()).arg(format!("tests/{script}")).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script} {args:?}: status {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().last().is_some_and(|l| l.ends_with(" passed, 0 failed")), "{stdout}");
+}
+
+#[test]
+fn a_second_sqlite_library_in_the_process_is_refused_not_crashed() {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    let python = target.join("apsw-venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `make deps`", python.display());
+    for order in ["apsw-first", "sqlite3-first"] {
+        python_host(&python, "two_libraries.py", &[&extension_path(), order]);
+    }
+}
+
+/// A file made with Debian's Python (SQLite 3.40) whose schema is `schema`, with look-alikes of
+/// `functions` (each taking `n` arguments) so that SQLite accepts it.
+fn file_made_on_340(name: &str, functions: &[(&str, i32)], schema: &str) -> PathBuf {
+    let path = temp_db(name);
+    let look_alikes: String = functions
+        .iter()
+        .map(|(f, n)| format!("c.create_function('{f}', {n}, lambda *a: 'x', deterministic=True)\n"))
+        .collect();
+    let script = format!("import sqlite3\nc = sqlite3.connect({:?})\n{look_alikes}c.executescript({schema:?})\nc.commit()\n", path.display().to_string());
+    let made = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    path
+}
+
+const REFUSED: &str = "refused: called from the database's schema (a view, trigger, constraint or index), not from the statement being run";
+const DEFAULT_LIMITS: &str = r#"{"connection_memory_mb":512,"memory_limit_mb":64,"time_limit_ms":1000}"#;
+
+#[test]
+fn a_check_constraint_cannot_reach_the_limits_through_a_nested_statement_or_a_mention() {
+    // The shell's sha3_query runs a nested statement whose text calls js_config.
+    let path = file_made_on_340(
+        "sha3",
+        &[("sha3_query", 1), ("js_config", 2)],
+        "CREATE TABLE notes(body TEXT CHECK (sha3_query('SELECT js_config(''time_limit_ms'', 3600000)') IS NOT NULL));
+         CREATE TABLE marked(body TEXT CHECK (js_config('memory_limit_mb', 4096) > 0));",
+    );
+    let (out, err) = shell(
+        &path,
+        "INSERT INTO notes VALUES ('just a note');
+         INSERT INTO marked VALUES ('see the js_config( docs');
+         INSERT INTO marked VALUES (1) /* js_config( */;
+         SELECT js_config();",
+    );
+    assert!(out.contains(DEFAULT_LIMITS), "{out} {err}");
+    // The two mentions are refused; the nested statement runs beside the INSERT, so its call is
+    // refused as well (sha3_query does not pass the error on): the limits stay.
+    assert_eq!(err.matches(REFUSED).count(), 2, "{err}");
+    // Another statement of the connection that calls js_config is still running (an open
+    // cursor) while a CHECK calls it from a second one.
+    let script = format!(
+        "import sqlite3\nc = sqlite3.connect({:?})\nc.enable_load_extension(True)\nc.load_extension({:?})\n\
+         c.execute('CREATE TABLE src(k)'); c.executemany('INSERT INTO src VALUES (?)', [('time_limit_ms',), ('memory_limit_mb',)])\n\
+         cursor = c.execute('SELECT k, js_config(k) FROM src'); cursor.fetchone()\n\
+         try:\n    c.execute(\"INSERT INTO marked VALUES ('x')\")\nexcept sqlite3.OperationalError as e:\n    print(e)\n\
+         print(c.execute('SELECT js_config()').fetchone()[0])\n",
+        path.display().to_string(),
+        extension_path()
+    );
+    let run = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains(REFUSED) && stdout.contains(DEFAULT_LIMITS), "{stdout} {}", String::from_utf8_lossy(&run.stderr));
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_check_constraint_cannot_register_plugin_functions() {
+    // On SQLite 3.40 the CHECK runs; a function is registered only for a stored row, as that
+    // row says, never as the arguments say.
+    let path = file_made_on_340(
+        "check-register",
+        &[("js_plugins_changed", 2)],
+        "CREATE TABLE log(x CHECK (js_plugins_changed('slugify', 'window') IS NOT NULL));",
+    );
+    let (out, err) = shell(
+        &path,
+        "SELECT js_plugins_init();
+         INSERT INTO log VALUES ('hello');
+         INSERT INTO js_plugins(name, kind, source) VALUES ('slugify', 'scalar', 'function main(s) { return s.toLowerCase() }');
+         SELECT slugify('Hello');",
+    );
+    assert!(out.lines().any(|l| l == "hello"), "{out} {err}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn loading_registers_at_most_50000_plugin_functions() {
+    let path = temp_db("many");
+    {
+        let plain = Connection::open(&path).unwrap();
+        plain
+            .execute_batch(
+                "CREATE TABLE js_plugins(name TEXT PRIMARY KEY, kind, source, n_args);
+                 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 50010)
+                 INSERT INTO js_plugins SELECT 'p' || i, 'scalar', 'function main() { return ' || i || ' }', -1 FROM s;",
+            )
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let conn = Connection::open(&path).unwrap();
+    load(&conn);
+    let took = started.elapsed();
+    println!(".load with 50,010 plugin rows: {took:?}");
+    assert_eq!(value(&conn, "SELECT js_debug() ->> '$.plugins.registered'"), Value::Integer(50_000));
+    assert_eq!(value(&conn, "SELECT p1()"), Value::Integer(1));
+    assert_eq!(value(&conn, "SELECT js_call('p50010')"), Value::Integer(50_010));
+    assert!(error_of(&conn, "SELECT p50010()").contains("no such function"));
+    drop(conn);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_source_no_sandbox_can_hold_is_never_copied() {
+    let path = temp_db("huge-source");
+    let conn = with_plugins(&path);
+    conn.query_row("SELECT js_config('memory_limit_mb', 16)", [], |_| Ok(())).unwrap();
+    // Written without the triggers (another tool), 40 MB of source.
+    conn.execute_batch("DROP TRIGGER temp.jsbox_plugins_check_insert").unwrap();
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('huge', 'scalar', '/*' || hex(zeroblob(20000000)) || '*/ function main() { return 1 }')", [])
+        .unwrap();
+    let before = jsbox_bench::inproc::resident_kib();
+    let expected = "huge: the source is 40000033 bytes long; no sandbox can hold more than the memory limit of 16 MiB";
+    // Not registered (its row could never run), and reported by js_call and reload.
+    assert!(error_of(&conn, "SELECT huge()").contains("no such function: huge"));
+    assert_eq!(error_of(&conn, "SELECT js_call('huge')"), expected);
+    let err = error_of(&conn, "SELECT js_plugins_reload()");
+    assert!(err.contains(expected), "{err}");
+    let grown_mib = jsbox_bench::inproc::resident_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 100, "+{grown_mib} MiB");
+    drop(conn);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn deleted_and_renamed_plugins_are_forgotten() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    for i in 0..2000 {
+        let name = format!("tmp{i}");
+        store(&conn, &name, "scalar", &returns(i)).unwrap();
+        assert_eq!(value(&conn, &format!("SELECT {name}()")), Value::Integer(i));
+        conn.execute("DELETE FROM js_plugins WHERE name = ?1", [&name]).unwrap();
+    }
+    assert_eq!(value(&conn, "SELECT js_debug() ->> '$.plugins.entries'"), Value::Integer(0));
+    store(&conn, "big", "scalar", "const kept = new Uint8Array(20e6); function main() { return kept.length }").unwrap();
+    assert_eq!(value(&conn, "SELECT big()"), Value::Integer(20_000_000));
+    assert_eq!(value(&conn, "SELECT js_debug() ->> '$.plugins.kept_worlds'"), Value::Integer(1));
+    conn.execute("UPDATE js_plugins SET name = 'big2' WHERE name = 'big'", []).unwrap();
+    assert_eq!(value(&conn, "SELECT js_debug() ->> '$.plugins.kept_worlds'"), Value::Integer(0), "the old name's world is gone");
+    assert_eq!(value(&conn, "SELECT big2()"), Value::Integer(20_000_000));
+    assert_eq!(error_of(&conn, "SELECT big()"), "big: no plugin named big in js_plugins (deleted?)");
+}
+
+#[test]
+fn duplicate_names_in_a_table_without_a_key_are_reported_and_the_first_counts() {
+    let path = temp_db("duplicates");
+    {
+        let plain = Connection::open(&path).unwrap();
+        plain
+            .execute_batch(
+                "CREATE TABLE js_plugins(name, kind, source, n_args);
+                 INSERT INTO js_plugins VALUES ('foo', 'scalar', 'function main() { return 1 }', -1);
+                 INSERT INTO js_plugins VALUES ('foo', 'scalar', 'function main() { return 2 }', -1);
+                 CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+            )
+            .unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    load(&conn);
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(1));
+    assert_eq!(error_of(&conn, "SELECT js_plugins_reload() FROM t"), "js_plugins_reload: foo: another row is named foo too; only the first one is used");
+    assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(1));
+    drop(conn);
+    let _ = std::fs::remove_file(path);
 }

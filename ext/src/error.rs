@@ -90,6 +90,10 @@ pub enum PluginError {
     NameChangedInGroup { first: String, now: String },
     #[error("the first argument must be the plugin's name")]
     MissingName,
+    /// SQLite looks functions up in a table of fixed size: beyond this many, every new one
+    /// makes registering and calling slower.
+    #[error("not registered as a SQL function: the connection has {0} plugin functions already; js_call() and js_agg() reach it")]
+    TooManyFunctions(usize),
     /// A jsbox function was called while jsbox itself was reading `js_plugins`.
     #[error("jsbox cannot be called while it reads js_plugins (re-entry refused)")]
     Reentered,
@@ -141,6 +145,11 @@ pub enum RowProblem {
     SourceNotText(&'static str),
     #[error("the plugin source is not valid UTF-8 (invalid byte at offset {0})")]
     SourceNotUtf8(usize),
+    #[error("the source is {bytes} bytes long; no sandbox can hold more than the memory limit of {limit_mib} MiB")]
+    SourceTooLarge { bytes: u64, limit_mib: u64 },
+    /// Two rows of the same name (a table without jsbox's primary key): the first one counts.
+    #[error("another row is named {0} too; only the first one is used")]
+    Duplicate(String),
 }
 
 /// "a" or "an", for a kind's name.

@@ -102,9 +102,8 @@ fn js_config(session: &Session, db: Db, ctx: &Context<'_>) -> Result<SqlValue, C
                 return Err(CallError::ArgumentType { what: "the setting's value", expected: "INTEGER", got: super::args::type_name(other) })
             }
         };
-        // DIRECTONLY is not enough everywhere (SQLite 3.40 runs CHECK constraints that call
-        // such functions): the statement being run must name js_config itself.
-        if !db.running_statement_names(NAME) {
+        // DIRECTONLY is not enough everywhere (see `direct`).
+        if !super::direct::called_directly(db, NAME) {
             return Err(CallError::FromSchema);
         }
         session.update_limits(|limits| (setting.set)(limits, value));

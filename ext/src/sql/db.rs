@@ -77,34 +77,30 @@ impl Db {
         Some((others as u64 & 0x7fff_ffff) << 32 | u64::from(pager))
     }
 
-    /// Whether a statement running on the connection now names `function` in its own text:
-    /// how a function tells a call written in the statement being run from a call that the
-    /// database's schema (a view, trigger, CHECK constraint, index) makes on its behalf. SQLite
-    /// refuses `SQLITE_DIRECTONLY` functions in the schema, but not everywhere in every version
-    /// (3.40 runs CHECK constraints that call them).
-    pub fn running_statement_names(self, function: &str) -> bool {
+    /// The SQL text of every statement running on the connection now (stepped and not yet
+    /// reset), nested ones included.
+    pub fn running_statements(self) -> Vec<String> {
+        let mut texts = Vec::new();
         let mut stmt = std::ptr::null_mut();
         loop {
             // SAFETY: a live handle; `stmt` is null or a statement this loop got from it, and
-            // no statement is finalized while the connection runs this function.
+            // no statement is finalized while the connection runs jsbox's function.
             stmt = unsafe { ffi::sqlite3_next_stmt(self.0, stmt) };
             if stmt.is_null() {
-                return false;
+                return texts;
             }
             // SAFETY: a statement of this connection (see above).
             if unsafe { ffi::sqlite3_stmt_busy(stmt) } == 0 {
                 continue;
             }
-            // SAFETY: as above; the text lives as long as the statement, which outlives this loop.
+            // SAFETY: as above; the text lives as long as the statement.
             let sql = unsafe { ffi::sqlite3_sql(stmt) };
-            if sql.is_null() {
-                continue;
-            }
-            // SAFETY: `sqlite3_sql` returns a NUL-terminated string.
-            let sql = unsafe { std::ffi::CStr::from_ptr(sql) }.to_string_lossy().to_ascii_lowercase();
-            if sql.contains(&function.to_ascii_lowercase()) {
-                return true;
-            }
+            texts.push(if sql.is_null() {
+                String::new()
+            } else {
+                // SAFETY: `sqlite3_sql` returns a NUL-terminated string.
+                unsafe { std::ffi::CStr::from_ptr(sql) }.to_string_lossy().into_owned()
+            });
         }
     }
 }

@@ -10,6 +10,7 @@
 mod args;
 mod config;
 mod db;
+mod direct;
 mod eval;
 mod info;
 pub mod plugins;

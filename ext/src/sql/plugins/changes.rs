@@ -50,13 +50,13 @@ CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_check_update BEFORE UPDATE ON ma
   SELECT js_plugins_check(NEW.name, NEW.kind, NEW.n_args, NEW.source);
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_inserted AFTER INSERT ON main.js_plugins BEGIN
-  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NEW.name, NEW.kind);
+  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NEW.name, NULL);
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_updated AFTER UPDATE ON main.js_plugins BEGIN
-  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NEW.name, NEW.kind);
+  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NEW.name, OLD.name);
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_deleted AFTER DELETE ON main.js_plugins BEGIN
-  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(OLD.name);
+  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NULL, OLD.name);
 END;
 ";
 

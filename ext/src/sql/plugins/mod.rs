@@ -40,6 +40,11 @@ use super::Session;
 use crate::error::{CallError, PluginError, RowProblem};
 use crate::plugin::CompiledPlugin;
 
+/// Plugin functions one connection registers at most: SQLite looks functions up in a hash table
+/// of at most 64 buckets, so each one makes registering (and resolving) the next slower; 50,000
+/// register in about half a second. Beyond, `js_call` and `js_agg` reach the plugins.
+const MAX_PLUGIN_FUNCTIONS: usize = 50_000;
+
 /// The schema of `js_plugins` (also in `sql/schema.sql`, which is this very file).
 pub const SCHEMA: &str = include_str!("../../../../sql/schema.sql");
 
@@ -78,7 +83,7 @@ impl Plugins {
     /// Fails unless the statement being run names `function` itself: a function that changes
     /// limits or plugins must not run on behalf of the database's schema.
     fn called_directly(&self, function: &str) -> Result<(), CallError> {
-        if self.db.running_statement_names(function) {
+        if super::direct::called_directly(self.db, function) {
             Ok(())
         } else {
             Err(CallError::FromSchema)
@@ -96,7 +101,7 @@ impl Plugins {
         drop(registry);
         let row = {
             let _reading = self.reading()?;
-            let row = rows::read_one(self.db, name)?;
+            let row = rows::read_one(self.db, name, self.max_source_bytes())?;
             // Without the triggers the connection's own edits cannot be seen: read every time.
             self.session.own_changes.set_tracked(changes::triggers_installed(&self.db.connection()));
             row
@@ -110,6 +115,11 @@ impl Plugins {
         let mut registry = self.session.registry();
         registry.update(name, snapshot, row);
         Ok(registry)
+    }
+
+    /// The longest source worth reading: what one sandbox may hold.
+    fn max_source_bytes(&self) -> u64 {
+        self.session.limits().memory_mib << 20
     }
 
     /// The compiled current version of `name`, for `usage` with `argc` arguments.
@@ -159,6 +169,9 @@ impl Plugins {
             return Ok(());
         }
         Self::check_name(registry, name, foreign).map_err(PluginError::Row)?;
+        if registry.registered_count() >= MAX_PLUGIN_FUNCTIONS {
+            return Err(PluginError::TooManyFunctions(MAX_PLUGIN_FUNCTIONS).into());
+        }
         let conn = self.db.connection();
         let flags = FunctionFlags::SQLITE_UTF8;
         let registered = kind.map_or(Registered::Broken, Registered::As);
@@ -209,36 +222,49 @@ impl Plugins {
         }
         self.install_triggers(&conn)?;
         let snapshot = self.session.own_changes.snapshot(self.db);
-        let all = {
+        let listing = {
             let _reading = self.reading()?;
-            rows::read_all(self.db)?
+            rows::list(self.db)?
         };
         let foreign = self.foreign_functions(&conn);
         let limits = || self.session.limits();
-        let mut registry = self.session.registry();
+        let max_source_bytes = self.max_source_bytes();
         let mut problems = Vec::new();
         let mut names = HashSet::new();
-        for rows::NamedRow { name, row } in &all {
-            let name = match name {
+        // One row at a time: only one source is in memory at once, however large the table.
+        for listed in &listing {
+            let name = match &listed.name {
                 Ok(name) => name,
                 Err(problem) => {
                     problems.push(problem.to_string());
                     continue;
                 }
             };
-            names.insert(name.as_str());
-            registry.update(name, snapshot, Some(row.clone()));
+            if !names.insert(name.as_str()) {
+                problems.push(format!("{name}: {}", RowProblem::Duplicate(name.clone())));
+                continue;
+            }
+            let row = {
+                let _reading = self.reading()?;
+                rows::read_one(self.db, name, max_source_bytes)?
+            };
+            let mut registry = self.session.registry();
+            registry.update(name, snapshot, row.clone());
+            let kind = match &row {
+                Some(Ok(row)) => Some(row.kind),
+                _ => None,
+            };
             let registered = registry.registered(name);
             let usable = self
-                .register(&mut registry, name, row.as_ref().ok().map(|row| row.kind), &foreign)
+                .register(&mut registry, name, kind, &foreign)
                 .and_then(|()| registry.plugin(name, Use::Any, None, registered, &limits).map(drop));
             if let Err(e) = usable {
                 problems.push(format!("{name}: {e}"));
             }
         }
-        registry.retain(|name| names.contains(name));
+        self.session.registry().retain(|name| names.contains(name));
         if problems.is_empty() {
-            Ok(all.len() as i64)
+            Ok(listing.len() as i64)
         } else {
             Err(PluginError::BadRows(problems).into())
         }
@@ -282,21 +308,31 @@ impl Plugins {
         Ok(SqlValue::Null)
     }
 
-    /// `js_plugins_changed(name, kind)`, from the AFTER INSERT and UPDATE triggers: registers a
-    /// new plugin's function; `js_plugins_changed(name)`, from the AFTER DELETE trigger, drops
-    /// its kept world. Returns a new own-change epoch.
+    /// `js_plugins_changed(new_name, old_name)`, from the AFTER INSERT, UPDATE and DELETE
+    /// triggers (a name is NULL where there is none): a plugin that is no more under its old
+    /// name is forgotten (with its kept world); a new one gets its SQL function, registered as
+    /// the row now stored says (never as the arguments say: a CHECK constraint of a database on
+    /// an old SQLite may call this too). Returns a new own-change epoch.
     fn changed(&self, ctx: &Context<'_>) -> Result<i64, CallError> {
         self.entered()?;
-        let name = match ctx.get_raw(0) {
-            ValueRef::Text(name) => String::from_utf8_lossy(name).into_owned(),
-            _ => return Ok(self.session.own_changes.next_epoch()),
+        let text = |i| match ctx.get_raw(i) {
+            ValueRef::Text(name) => Some(String::from_utf8_lossy(name).into_owned()),
+            _ => None,
         };
-        if ctx.len() == 1 {
-            self.session.registry().forget_world(&name);
-        } else if let Ok(kind) = rows::kind(ctx.get_raw(1)) {
-            let foreign = self.foreign_functions(&self.db.connection());
-            let mut registry = self.session.registry();
-            self.register(&mut registry, &name, Some(kind), &foreign).map_err(|e| PluginError::named(&name, e))?;
+        let (new_name, old_name) = (text(0), text(1));
+        if let Some(old_name) = old_name.filter(|old| Some(old) != new_name.as_ref()) {
+            self.session.registry().forget(&old_name);
+        }
+        if let Some(name) = new_name {
+            let row = {
+                let _reading = self.reading()?;
+                rows::read_one(self.db, &name, self.max_source_bytes())?
+            };
+            if let Some(Ok(row)) = row {
+                let foreign = self.foreign_functions(&self.db.connection());
+                let mut registry = self.session.registry();
+                self.register(&mut registry, &name, Some(row.kind), &foreign).map_err(|e| PluginError::named(&name, e))?;
+            }
         }
         Ok(self.session.own_changes.next_epoch())
     }
@@ -315,12 +351,8 @@ pub fn register(conn: &Connection, session: &Arc<Session>) -> rusqlite::Result<(
     }
     let check = plugins.clone();
     conn.create_scalar_function("js_plugins_check", 4, direct, move |ctx| check.check(ctx).map_err(|e| e.in_function("js_plugins")))?;
-    for n_args in [1, 2] {
-        let plugins = plugins.clone();
-        conn.create_scalar_function("js_plugins_changed", n_args, direct, move |ctx| {
-            plugins.changed(ctx).map_err(|e| e.in_function("js_plugins"))
-        })?;
-    }
+    let changed = plugins.clone();
+    conn.create_scalar_function("js_plugins_changed", 2, direct, move |ctx| changed.changed(ctx).map_err(|e| e.in_function("js_plugins")))?;
     let epochs = plugins.clone();
     conn.create_scalar_function("js_plugins_epoch_issued", 1, direct, move |ctx| {
         Ok(epochs.session.own_changes.take_issued(ctx.get::<Option<i64>>(0)?.unwrap_or(0)))

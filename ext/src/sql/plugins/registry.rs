@@ -373,10 +373,10 @@ impl Registry {
         }
     }
 
-    /// Drops `name`'s kept world (when the plugin is deleted).
-    pub fn forget_world(&mut self, name: &str) {
-        if let Some(entry) = self.entries.get_mut(name) {
-            entry.world = None;
+    /// Forgets plugin `name` (deleted or renamed), with its kept world.
+    pub fn forget(&mut self, name: &str) {
+        if let Some(entry) = self.entries.remove(name) {
+            self.entry_bytes -= entry.bytes();
         }
     }
 

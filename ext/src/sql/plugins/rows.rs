@@ -29,13 +29,6 @@ pub struct Row {
     pub source: Arc<str>,
 }
 
-/// A row read in full: its name (or why it has none usable) and what it is.
-#[derive(Debug, Clone)]
-pub struct NamedRow {
-    pub name: Result<String, RowProblem>,
-    pub row: Result<Row, RowProblem>,
-}
-
 /// What a row is, read without its source (enough to register its SQL function).
 #[derive(Debug, Clone)]
 pub struct Listing {
@@ -89,17 +82,27 @@ pub fn list(db: Db) -> Result<Vec<Listing>, PluginError> {
     })
 }
 
-/// Every row in full.
-pub fn read_all(db: Db) -> Result<Vec<NamedRow>, PluginError> {
-    read(db, "SELECT name, kind, n_args, source FROM main.js_plugins", [], |r| {
-        Ok(NamedRow { name: name(r.get_ref(0)?), row: row(r.get_ref(1)?, r.get_ref(2)?, r.get_ref(3)?) })
-    })
-}
-
-/// Plugin `name`'s row as the database holds it now; `None` if there is none.
-pub fn read_one(db: Db, plugin: &str) -> Result<Option<Result<Row, RowProblem>>, PluginError> {
-    let rows = read(db, "SELECT kind, n_args, source FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| {
-        Ok(row(r.get_ref(0)?, r.get_ref(1)?, r.get_ref(2)?))
+/// Plugin `name`'s row as the database holds it now (its first, if several have that name);
+/// `None` if there is none. A source longer than `max_source_bytes` is not copied out of SQLite:
+/// no sandbox could hold it.
+pub fn read_one(db: Db, plugin: &str, max_source_bytes: u64) -> Result<Option<Result<Row, RowProblem>>, PluginError> {
+    // length() counts characters of TEXT (never more than its bytes) and bytes of a BLOB.
+    let query = "SELECT kind, n_args, CASE WHEN length(source) <= ?2 THEN source END, length(source), typeof(source)
+                 FROM main.js_plugins WHERE name = ?1 LIMIT 1";
+    let max = i64::try_from(max_source_bytes).unwrap_or(i64::MAX);
+    let rows = read(db, query, (plugin, max), |r| {
+        let length: Option<i64> = r.get(3)?;
+        let too_long = length.is_some_and(|n| n > max);
+        let source = r.get_ref(2)?;
+        let bytes = match source {
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len() as u64,
+            _ => 0,
+        };
+        if too_long || bytes > max_source_bytes {
+            let shown = if too_long { length.unwrap_or(0) as u64 } else { bytes };
+            return Ok(Err(RowProblem::SourceTooLarge { bytes: shown, limit_mib: max_source_bytes >> 20 }));
+        }
+        Ok(row(r.get_ref(0)?, r.get_ref(1)?, source))
     })?;
     Ok(rows.into_iter().next())
 }
