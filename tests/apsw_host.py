@@ -10,17 +10,11 @@ import time
 
 import apsw
 
+from host_checks import Checks
+
 extension = sys.argv[1]
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAILED {name}: {detail}")
+checks = Checks(verbose=False)
+check = checks.check
 
 
 conn = apsw.Connection(":memory:")
@@ -49,5 +43,4 @@ except apsw.InterruptError as e:
 value = cur.execute("SELECT js_eval('1 + 1')").fetchone()[0]
 check("the connection answers afterwards", value == 2, value)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+checks.finish()

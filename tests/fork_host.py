@@ -15,23 +15,16 @@ import sys
 import threading
 import time
 
+from host_checks import Checks
+
 extension = sys.argv[1]
 CHILD_TIMEOUT = 20
 LIMIT_MS = 200
 EXPECTED = f"js_eval: time limit of {LIMIT_MS} ms exceeded"
 # A spinning call must end within this many seconds (its limit is 0.2 s).
 PROMPTLY = 5
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok {name}: {detail}")
-    else:
-        failed += 1
-        print(f"FAILED {name}: {detail}")
+checks = Checks(verbose=True)
+check = checks.check
 
 
 def connect():
@@ -207,5 +200,4 @@ else:
     message, took = queue.get()
     check("multiprocessing.Process: time limit", message == EXPECTED and took < PROMPTLY, f"{message} after {took:.2f} s")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+checks.finish()

@@ -9,19 +9,12 @@ import sqlite3
 import sys
 import threading
 
+from host_checks import Checks
+
 extension = sys.argv[1]
 DEEP = "function f(n) { return n ? f(n - 1) + 1 : 0 } f(1e6)"
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok {name}: {detail}")
-    else:
-        failed += 1
-        print(f"FAILED {name}: {detail}")
+checks = Checks(verbose=True)
+check = checks.check
 
 
 def error_of(conn, sql):
@@ -64,5 +57,4 @@ for kib in (256, 128):
 threading.stack_size(0)
 cases("the main thread")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+checks.finish()

@@ -11,18 +11,12 @@ import sys
 
 import apsw
 
+from host_checks import Checks
+
 extension, order = sys.argv[1], sys.argv[2]
-passed = failed = 0
+checks = Checks()
+check = checks.check
 REFUSED = "jsbox is already loaded into another SQLite library in this process"
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAILED {name}: {detail}")
 
 
 def load_apsw():
@@ -59,5 +53,4 @@ except Exception as e:  # sqlite3.OperationalError or apsw.ExtensionLoadingError
     check("the second library is refused", REFUSED in str(e), str(e))
 check("the first library still computes", execute("SELECT twice(4)") == [(8,)])
 check("and still changes limits", execute("SELECT js_config('time_limit_ms', 500)") == [(500,)])
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+checks.finish()
