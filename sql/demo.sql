@@ -10,8 +10,8 @@ SELECT js_version() AS jsbox, json_extract(js_debug(), '$.quickjs') AS quickjs,
 
 .print ''
 .print 'The seed post fixture (260 points), as in the post:'
-SELECT js_eval('data.features.length', readfile('../shared/fixtures/seed_track_points.json')) AS features,
-       round(js_eval(readfile('sql/seed_cff.js'), readfile('../shared/fixtures/seed_track_points.json')), 4)
+SELECT js_eval('data.features.length', readfile('fixtures/seed_track_points.json')) AS features,
+       round(js_eval(readfile('sql/seed_cff.js'), readfile('fixtures/seed_track_points.json')), 4)
          AS canadian_football_fields;
 
 .read sql/tracks.sql

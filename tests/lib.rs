@@ -18,9 +18,9 @@ pub fn extension_path() -> String {
         .unwrap_or_else(|_| repo_root().join("target/release/libjsbox").display().to_string())
 }
 
-/// The seed post's 260-point fixture, read from the shared folder beside the repository.
+/// The seed post's 260-point fixture (`fixtures/seed_track_points.json`).
 pub fn seed_fixture_path() -> PathBuf {
-    repo_root().join("../shared/fixtures/seed_track_points.json")
+    repo_root().join("fixtures/seed_track_points.json")
 }
 
 pub fn seed_fixture() -> String {

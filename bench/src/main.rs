@@ -40,7 +40,7 @@ fn main() {
     let jsbox = jsbox_extension();
     let sqlite_js = fetch_sqlite_js(&target.join("peers"));
     let db = ensure_data(&bench_dir, rows);
-    let seed = repo().join("../shared/fixtures/seed_track_points.json");
+    let seed = repo().join("fixtures/seed_track_points.json");
 
     let load_before = loadavg();
     let workloads = sql::workloads(rows, sqlite_js.is_some());

@@ -61,11 +61,11 @@ fn sqlite3(args: &[&str]) -> impl FnMut() {
 }
 
 fn main() {
-    let seed_json = std::fs::read(repo().join("../shared/fixtures/seed_track_points.json")).unwrap();
+    let seed_json = std::fs::read(repo().join("fixtures/seed_track_points.json")).unwrap();
     let seed_script = std::fs::read_to_string(repo().join("sql/seed_cff.js")).unwrap();
     let ext = std::env::var("JSBOX_EXT").unwrap_or_else(|_| repo().join("target/release/libjsbox").display().to_string());
     let load = format!(".load {ext}");
-    let seed_path = repo().join("../shared/fixtures/seed_track_points.json").display().to_string();
+    let seed_path = repo().join("fixtures/seed_track_points.json").display().to_string();
     const SQL_CALLS: usize = 100;
     let sql_seed = format!(
         "SELECT count(js_eval(readfile('sql/seed_cff.js'), j)) FROM generate_series(1, {SQL_CALLS}), \
