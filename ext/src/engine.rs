@@ -65,6 +65,9 @@ pub fn runtime() -> Result<&'static Runtime, CallError> {
 
 impl Runtime {
     fn new() -> Result<Self, CallError> {
+        // Every lazily made value of the call path is made here, once, not by a first call (a
+        // fork during a first call must not leave one half made in the child).
+        crate::sandbox::coarse_clock_resolution_ms();
         let mut config = engine_config::sandbox();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
         let in_place = InPlaceCode::supported();

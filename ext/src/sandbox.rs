@@ -99,6 +99,7 @@ impl HostState {
 /// The system's monotonic clock in milliseconds, at its coarse resolution (a few ms; read
 /// from memory the kernel updates, without reading a timer): fine for limits checked every
 /// 10 ms, and cheap enough to take at every call into a sandbox.
+#[cfg(target_os = "linux")]
 fn coarse_clock_ms() -> u64 {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a valid out-parameter; CLOCK_MONOTONIC_COARSE exists on Linux since 2.6.32.
@@ -107,7 +108,8 @@ fn coarse_clock_ms() -> u64 {
 }
 
 /// The resolution of [`coarse_clock_ms`], rounded up to whole milliseconds.
-fn coarse_clock_resolution_ms() -> u64 {
+#[cfg(target_os = "linux")]
+pub(crate) fn coarse_clock_resolution_ms() -> u64 {
     static RESOLUTION: OnceLock<u64> = OnceLock::new();
     *RESOLUTION.get_or_init(|| {
         let mut resolution = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -115,6 +117,18 @@ fn coarse_clock_resolution_ms() -> u64 {
         unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut resolution) };
         (resolution.tv_sec as u64 * 1000 + (resolution.tv_nsec as u64).div_ceil(1_000_000)).max(1)
     })
+}
+
+/// Elsewhere, the standard monotonic clock, from the first reading on.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn coarse_clock_ms() -> u64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn coarse_clock_resolution_ms() -> u64 {
+    1
 }
 
 impl HostState {
