@@ -20,6 +20,13 @@ fn main() {
         );
     }
     println!("cargo:rustc-env=JSBOX_GUEST_CWASM={}", cwasm.display());
+    // What xtask precompiled it for: a target triple and a CPU baseline, shown by js_debug().
+    let target = guest_dir.join("guest.target");
+    println!("cargo:rerun-if-changed={}", target.display());
+    let recorded = std::fs::read_to_string(&target).unwrap_or_default();
+    let mut words = recorded.split_whitespace();
+    println!("cargo:rustc-env=JSBOX_GUEST_TARGET={}", words.next().unwrap_or("unknown"));
+    println!("cargo:rustc-env=JSBOX_GUEST_CPU={}", words.next().unwrap_or("unknown"));
 
     let lock = std::fs::read_to_string(workspace.join("Cargo.lock")).unwrap_or_default();
     println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());

@@ -7,7 +7,9 @@ set -euo pipefail
 # clang + lld + llvm-ar + wasi-libc + the wasm32 compiler-rt: QuickJS's C code for wasm32-wasip1.
 # sqlite3: the shell the demo and the tests drive. python3: Debian's, which can load extensions.
 # valgrind: `make leaks`. python3-venv: the APSW venv below.
-packages=(clang lld llvm wasi-libc libclang-rt-14-dev-wasm32 sqlite3 python3 python3-venv valgrind)
+# qemu-user: tests/cpus.rs runs the sqlite3 shell on an emulated CPU that has the guest's
+# baseline (x86-64-v2) and nothing more, and on one below it.
+packages=(clang lld llvm wasi-libc libclang-rt-14-dev-wasm32 sqlite3 python3 python3-venv valgrind qemu-user)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -85,7 +85,13 @@ impl Runtime {
                 Module::deserialize(&engine, &GUEST_CWASM.0)
             }
         }
-        .map_err(internal("loading the precompiled guest"))?;
+        .map_err(internal(concat!(
+            "loading the guest precompiled for ",
+            env!("JSBOX_GUEST_TARGET"),
+            " with ",
+            env!("JSBOX_GUEST_CPU"),
+            " (a CPU without those features cannot run it)"
+        )))?;
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(internal("linking WASI"))?;
         let pre = linker.instantiate_pre(&module).map_err(internal("linking the guest"))?;

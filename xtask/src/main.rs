@@ -1,11 +1,15 @@
 //! jsbox's build tool, driven by the Makefile: the only crate that links Cranelift and Wizer.
 //!
-//! `cargo run -p xtask --release -- snapshot <guest.wasm> <out-dir>`
+//! `cargo run -p xtask --release -- snapshot <guest.wasm> <out-dir> [--target TRIPLE] [--cpu PRESET]`
 //!  1. runs the guest's `wizer-initialize` under Wizer, so that the QuickJS runtime and context
 //!     exist in the snapshot's memory (`<out-dir>/guest.wizer.wasm`);
 //!  2. precompiles that snapshot with the extension's exact engine settings
 //!     (`ext/src/engine_config.rs`) into `<out-dir>/guest.cwasm`, which the extension embeds, so
-//!     that loading jsbox never compiles WebAssembly.
+//!     that loading jsbox never compiles WebAssembly; for an explicit target (by default this
+//!     machine's architecture on Linux) and CPU baseline (by default [`baseline_cpu`]), never for
+//!     the build machine's own CPU: the artifact runs on every CPU that has the baseline, and
+//!     wasmtime refuses it, with an error, on one that does not. `<out-dir>/guest.target` records
+//!     both, for `js_debug()`.
 
 #[path = "../../ext/src/engine_config.rs"]
 mod engine_config;
@@ -25,8 +29,9 @@ use wasmtime_wizer::Wizer;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["snapshot", guest, out_dir] => snapshot(Path::new(guest), Path::new(out_dir)),
-        _ => Err(wasmtime::Error::msg("usage: xtask snapshot <guest.wasm> <out-dir>")),
+        ["snapshot", guest, out_dir, ref options @ ..] => Target::from_options(options)
+            .and_then(|target| snapshot(Path::new(guest), Path::new(out_dir), &target)),
+        _ => Err(wasmtime::Error::msg("usage: xtask snapshot <guest.wasm> <out-dir> [--target TRIPLE] [--cpu PRESET]")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,7 +42,58 @@ fn main() -> ExitCode {
     }
 }
 
-fn snapshot(guest: &Path, out_dir: &Path) -> wasmtime::Result<()> {
+/// What the guest is precompiled for.
+struct Target {
+    triple: String,
+    /// A Cranelift preset of CPU features ("" for the architecture's baseline).
+    cpu: String,
+}
+
+/// The CPU features the precompiled guest may use, per architecture: x86-64-v2 (SSE4.2, POPCNT,
+/// CMPXCHG16B: every x86-64 CPU since 2009, Nehalem and later, and what most distributions now
+/// require) and plain AArch64 (NEON is part of it). QuickJS's interpreter gains little from more
+/// (docs/performance.md measures x86-64-v3).
+fn baseline_cpu(triple: &str) -> &'static str {
+    if triple.starts_with("x86_64") {
+        "x86-64-v2"
+    } else {
+        ""
+    }
+}
+
+impl Target {
+    fn from_options(options: &[&str]) -> wasmtime::Result<Self> {
+        let mut triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        let mut cpu = None;
+        let mut options = options.iter();
+        while let Some(option) = options.next() {
+            let value = options.next().ok_or_else(|| wasmtime::Error::msg(format!("{option} needs a value")))?;
+            match *option {
+                "--target" => triple = value.to_string(),
+                "--cpu" => cpu = Some(value.to_string()),
+                other => return Err(wasmtime::Error::msg(format!("unknown option {other}"))),
+            }
+        }
+        let cpu = cpu.unwrap_or_else(|| baseline_cpu(&triple).to_owned());
+        Ok(Target { triple, cpu })
+    }
+
+    /// The extension's settings, compiling for this target and CPU and not for this machine.
+    fn config(&self) -> wasmtime::Result<wasmtime::Config> {
+        let mut config = engine_config::sandbox();
+        config.target(&self.triple)?;
+        if !self.cpu.is_empty() {
+            // SAFETY: a CPU preset only selects the instructions the code may use; wasmtime
+            // records them in the artifact and refuses to run it on a CPU that lacks one.
+            unsafe {
+                config.cranelift_flag_enable(&self.cpu);
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn snapshot(guest: &Path, out_dir: &Path, target: &Target) -> wasmtime::Result<()> {
     let wasm = std::fs::read(guest).map_err(|e| wasmtime::Error::msg(format!("{}: {e}", guest.display())))?;
     std::fs::create_dir_all(out_dir)?;
 
@@ -55,14 +111,17 @@ fn snapshot(guest: &Path, out_dir: &Path) -> wasmtime::Result<()> {
     );
 
     let started = Instant::now();
-    let engine = Engine::new(&engine_config::sandbox())?;
+    let engine = Engine::new(&target.config()?)?;
     let precompiled = engine.precompile_module(&snapshot)?;
     let cwasm_path: PathBuf = out_dir.join("guest.cwasm");
     write_if_changed(&cwasm_path, &precompiled)?;
+    let cpu = if target.cpu.is_empty() { "baseline" } else { &target.cpu };
+    write_if_changed(&out_dir.join("guest.target"), format!("{} {cpu}\n", target.triple).as_bytes())?;
     println!(
-        "xtask: precompiled {} ({} bytes) in {:.1?}",
+        "xtask: precompiled {} ({} bytes) for {} ({cpu}) in {:.1?}",
         cwasm_path.display(),
         precompiled.len(),
+        target.triple,
         started.elapsed()
     );
     Ok(())

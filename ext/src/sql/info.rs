@@ -63,6 +63,9 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
         "connection_memory_mb": limits.budget.memory_mib(),
         "connection_memory_in_use_bytes": limits.budget.memory_in_use(),
         "guest_precompiled_bytes": runtime.guest_bytes(),
+        // The CPUs the embedded guest runs on: this target, with at least these features.
+        "guest_target": env!("JSBOX_GUEST_TARGET"),
+        "guest_cpu": env!("JSBOX_GUEST_CPU"),
         "json_input_parser": "serde_json",
         "scripts_cached": session.scripts().len(),
         "plugins": session.plugin_stats(),

@@ -1,0 +1,49 @@
+//! The precompiled guest runs on every CPU of its baseline, not only on the build machine's: the
+//! sqlite3 shell under qemu-user, emulating a CPU that has x86-64-v2 and nothing more (Nehalem),
+//! computes as usual; on one below the baseline (Core 2) every call fails with an error that says
+//! why, and nothing crashes. (The pool is shrunk: qemu-user cannot map 1000 × 4 GiB.)
+
+use std::process::Command;
+
+use jsbox_tests::*;
+
+/// The shell on an emulated `cpu`, with jsbox loaded, running `sql`: (stdout, stderr, exit code).
+fn sqlite3_on(cpu: &str, sql: &str) -> (String, String, Option<i32>) {
+    let out = Command::new("qemu-x86_64")
+        .current_dir(repo_root())
+        .env("JSBOX_POOL_SLOTS", "4")
+        .args(["-cpu", cpu, "/usr/bin/sqlite3", ":memory:", "-cmd", &format!(".load {}", extension_path()), sql])
+        .output()
+        .expect("running qemu-x86_64 (Debian's qemu-user; `make deps` installs it)");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code())
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn the_guest_runs_on_a_cpu_with_the_baseline_and_nothing_more() {
+    let (out, err, code) = sqlite3_on(
+        "Nehalem",
+        "SELECT js_eval('6 * 7'), js_eval('data.features.length', readfile('fixtures/seed_track_points.json')), js_debug() ->> '$.guest_cpu';",
+    );
+    assert_eq!((out.trim(), code), ("42|260|x86-64-v2", Some(0)), "{err}");
+    // The seed's whole script, with its floating point, gives the native computation's result.
+    let (out, err, _) = sqlite3_on(
+        "Nehalem",
+        "SELECT js_eval(readfile('sql/seed_cff.js'), readfile('fixtures/seed_track_points.json'));",
+    );
+    let expected = cff_length(&tracks(&seed_fixture())[0].1);
+    let got: f64 = out.trim().parse().unwrap_or_else(|_| panic!("{out} {err}"));
+    // As in tests/js_eval.rs: the guest's libm (musl) and glibc differ in the last bits of acos.
+    assert!(rel_diff(got, expected) < 1e-5, "{got} vs {expected}");
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn a_cpu_below_the_baseline_gets_an_error_not_a_crash() {
+    let (out, err, code) = sqlite3_on("core2duo", "SELECT js_eval('6 * 7');");
+    assert_eq!(code, Some(1), "{out} {err}");
+    assert!(
+        err.contains("loading the guest precompiled for x86_64-unknown-linux-gnu with x86-64-v2 (a CPU without those features cannot run it)"),
+        "{err}"
+    );
+}
