@@ -31,9 +31,10 @@ pub enum CallError {
     /// The script is unusable as given (e.g. it holds a NUL character).
     #[error("{0}")]
     Script(String),
-    /// A function that changes limits or plugins was reached from the database's own schema.
-    #[error("refused: called from the database's schema (a view, trigger, constraint or index), not from the statement being run; only SQL you run may change jsbox's limits and plugins")]
-    FromSchema,
+    /// A function that changes limits or plugins was not called by the statement being run
+    /// alone (see `sql::direct`), and why not.
+    #[error("refused: {0}")]
+    NotDirect(&'static str),
     /// A `js_config` setting is unknown or out of range.
     #[error("{0}")]
     Config(String),
@@ -145,8 +146,8 @@ pub enum RowProblem {
     SourceNotText(&'static str),
     #[error("the plugin source is not valid UTF-8 (invalid byte at offset {0})")]
     SourceNotUtf8(usize),
-    #[error("the source is {bytes} bytes long; no sandbox can hold more than the memory limit of {limit_mib} MiB")]
-    SourceTooLarge { bytes: u64, limit_mib: u64 },
+    #[error("the source has at least {at_least_bytes} bytes; no sandbox can hold more than the memory limit of {limit_mib} MiB")]
+    SourceTooLarge { at_least_bytes: u64, limit_mib: u64 },
     /// Two rows of the same name (a table without jsbox's primary key): the first one counts.
     #[error("another row is named {0} too; only the first one is used")]
     Duplicate(String),

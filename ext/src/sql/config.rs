@@ -103,9 +103,7 @@ fn js_config(session: &Session, db: Db, ctx: &Context<'_>) -> Result<SqlValue, C
             }
         };
         // DIRECTONLY is not enough everywhere (see `direct`).
-        if !super::direct::called_directly(db, NAME) {
-            return Err(CallError::FromSchema);
-        }
+        super::direct::called_directly(db, NAME)?;
         session.update_limits(|limits| (setting.set)(limits, value));
     }
     Ok(SqlValue::Integer((setting.get)(&session.limits()) as i64))

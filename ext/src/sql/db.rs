@@ -26,6 +26,13 @@ unsafe impl Send for Db {}
 // SAFETY: as above; `Db` has no interior state.
 unsafe impl Sync for Db {}
 
+/// A statement running on the connection.
+pub struct RunningStatement {
+    pub sql: String,
+    /// `sqlite3_stmt_readonly`: it writes nothing to the database itself.
+    pub read_only: bool,
+}
+
 /// Where this connection's main database is in its transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transaction {
@@ -77,17 +84,17 @@ impl Db {
         Some((others as u64 & 0x7fff_ffff) << 32 | u64::from(pager))
     }
 
-    /// The SQL text of every statement running on the connection now (stepped and not yet
-    /// reset), nested ones included.
-    pub fn running_statements(self) -> Vec<String> {
-        let mut texts = Vec::new();
+    /// Every statement running on the connection now (stepped and not yet reset), nested ones
+    /// included: its SQL text, and whether it only reads.
+    pub fn running_statements(self) -> Vec<RunningStatement> {
+        let mut running = Vec::new();
         let mut stmt = std::ptr::null_mut();
         loop {
             // SAFETY: a live handle; `stmt` is null or a statement this loop got from it, and
             // no statement is finalized while the connection runs jsbox's function.
             stmt = unsafe { ffi::sqlite3_next_stmt(self.0, stmt) };
             if stmt.is_null() {
-                return texts;
+                return running;
             }
             // SAFETY: a statement of this connection (see above).
             if unsafe { ffi::sqlite3_stmt_busy(stmt) } == 0 {
@@ -95,12 +102,15 @@ impl Db {
             }
             // SAFETY: as above; the text lives as long as the statement.
             let sql = unsafe { ffi::sqlite3_sql(stmt) };
-            texts.push(if sql.is_null() {
+            let sql = if sql.is_null() {
                 String::new()
             } else {
                 // SAFETY: `sqlite3_sql` returns a NUL-terminated string.
                 unsafe { std::ffi::CStr::from_ptr(sql) }.to_string_lossy().into_owned()
-            });
+            };
+            // SAFETY: as above.
+            let read_only = unsafe { ffi::sqlite3_stmt_readonly(stmt) } != 0;
+            running.push(RunningStatement { sql, read_only });
         }
     }
 }

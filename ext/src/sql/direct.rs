@@ -4,20 +4,33 @@
 //! They are `SQLITE_DIRECTONLY`, so SQLite refuses them in views, triggers, defaults, generated
 //! columns and indexes; but not everywhere in every version: SQLite 3.40 runs CHECK constraints
 //! that call them (and a CHECK can reach them through another function, such as the shell's
-//! `sha3_query`, that runs a nested statement). So they also require that exactly one statement
-//! is running on the connection and that its own text calls the function: a function-call
-//! token, not a word in a string literal or a comment. The cost: a user's TEMP view or trigger
-//! that sets a limit is refused unless the statement that uses it calls the function itself, and
-//! so is a call made while another statement of the connection is still running.
+//! `sha3_query`, that runs a nested statement). A CHECK constraint runs only in a statement that
+//! writes (INSERT, UPDATE, an upsert) or in `PRAGMA integrity_check`/`quick_check`. So these
+//! functions also require that exactly one statement is running on the connection, that it only
+//! reads and is not a PRAGMA, and that its own text calls the function (a function-call token,
+//! not a word in a string literal or a comment). The cost, documented: a limit is set by a
+//! statement of its own (`SELECT js_config(...)`), not inside a write, not while another
+//! statement of the connection is running, and not through a TEMP view that does not name it.
 
 use super::db::Db;
+use crate::error::CallError;
 
-/// Whether the one statement running on the connection calls `function` in its own text.
-pub fn called_directly(db: Db, function: &str) -> bool {
+/// Whether the one statement running on the connection is a reading one that calls `function`
+/// in its own text; else why not.
+pub fn called_directly(db: Db, function: &str) -> Result<(), CallError> {
+    let refused = |why: &'static str| Err(CallError::NotDirect(why));
     match db.running_statements().as_slice() {
-        [only] => calls(only, function),
-        _ => false,
+        [only] if !only.read_only => refused("limits and plugins are changed by a statement of their own (SELECT js_config(...)), not inside one that writes"),
+        [only] if first_word_is(&only.sql, "pragma") => refused("limits and plugins are not changed inside a PRAGMA"),
+        [only] if calls(&only.sql, function) => Ok(()),
+        [_] => refused("called from the database's schema (a view, trigger, constraint or index), not from the statement being run"),
+        _ => refused("another statement of this connection is still running (finish or reset it first); jsbox cannot tell which one made the call"),
     }
+}
+
+/// Whether the first token of `sql` is the word `word`.
+fn first_word_is(sql: &str, word: &str) -> bool {
+    matches!(tokens(sql).first(), Some(Token::Word(first)) if first.eq_ignore_ascii_case(word))
 }
 
 /// Whether `sql` calls `function`: its name as a token (bare or quoted) followed by `(`.
@@ -83,6 +96,20 @@ fn tokens(sql: &str) -> Vec<Token> {
             let (name, end) = quoted(i, ']');
             tokens.push(Token::Word(name));
             i = end;
+        } else if matches!(c, ':' | '@' | '$' | '#') && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric() || *n == '_') {
+            // A parameter (`:name`, `@name`, `$name`, with Tcl-style `::` parts and a `(...)`
+            // suffix): one token, never a call.
+            i += 1;
+            while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '$' | ':')) {
+                i += 1;
+            }
+            if chars.get(i) == Some(&'(') {
+                while i < chars.len() && chars[i] != ')' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            tokens.push(Token::Other);
         } else if c.is_alphanumeric() || c == '_' || c == '$' {
             let start = i;
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
@@ -114,5 +141,8 @@ mod tests {
         assert!(!calls("SELECT my_js_config(1)", "js_config"));
         assert!(!calls("SELECT 'it''s js_config(' , x FROM t", "js_config"));
         assert!(!calls("SELECT 'unterminated js_config(", "js_config"));
+        assert!(!calls("INSERT INTO log VALUES (:js_config(x))", "js_config"));
+        assert!(!calls("INSERT INTO log VALUES (@js_config(x), $a::js_config(y))", "js_config"));
+        assert!(super::first_word_is("  /* x */ pragma integrity_check", "pragma"));
     }
 }

@@ -83,11 +83,7 @@ impl Plugins {
     /// Fails unless the statement being run names `function` itself: a function that changes
     /// limits or plugins must not run on behalf of the database's schema.
     fn called_directly(&self, function: &str) -> Result<(), CallError> {
-        if super::direct::called_directly(self.db, function) {
-            Ok(())
-        } else {
-            Err(CallError::FromSchema)
-        }
+        super::direct::called_directly(self.db, function)
     }
 
     /// The registry, with `name`'s entry up to date with the database: its row is read again
@@ -255,8 +251,7 @@ impl Plugins {
                 _ => None,
             };
             let registered = registry.registered(name);
-            let usable = self
-                .register(&mut registry, name, kind, &foreign)
+            let usable = beyond_the_cap_is_fine(self.register(&mut registry, name, kind, &foreign))
                 .and_then(|()| registry.plugin(name, Use::Any, None, registered, &limits).map(drop));
             if let Err(e) = usable {
                 problems.push(format!("{name}: {e}"));
@@ -331,10 +326,20 @@ impl Plugins {
             if let Some(Ok(row)) = row {
                 let foreign = self.foreign_functions(&self.db.connection());
                 let mut registry = self.session.registry();
-                self.register(&mut registry, &name, Some(row.kind), &foreign).map_err(|e| PluginError::named(&name, e))?;
+                beyond_the_cap_is_fine(self.register(&mut registry, &name, Some(row.kind), &foreign))
+                    .map_err(|e| PluginError::named(&name, e))?;
             }
         }
         Ok(self.session.own_changes.next_epoch())
+    }
+}
+
+/// A plugin beyond [`MAX_PLUGIN_FUNCTIONS`] has no SQL function of its own, and is fine all the
+/// same: `js_call` and `js_agg` reach it.
+fn beyond_the_cap_is_fine(registered: Result<(), CallError>) -> Result<(), CallError> {
+    match registered {
+        Err(CallError::Plugin(PluginError::TooManyFunctions(_))) => Ok(()),
+        other => other,
     }
 }
 

@@ -84,23 +84,22 @@ pub fn list(db: Db) -> Result<Vec<Listing>, PluginError> {
 
 /// Plugin `name`'s row as the database holds it now (its first, if several have that name);
 /// `None` if there is none. A source longer than `max_source_bytes` is not copied out of SQLite:
-/// no sandbox could hold it.
+/// no sandbox could hold it. (Its length is asked first: SQLite reads a TEXT value to count its
+/// characters, never more than its bytes, but keeps nothing of it.)
 pub fn read_one(db: Db, plugin: &str, max_source_bytes: u64) -> Result<Option<Result<Row, RowProblem>>, PluginError> {
-    // length() counts characters of TEXT (never more than its bytes) and bytes of a BLOB.
-    let query = "SELECT kind, n_args, CASE WHEN length(source) <= ?2 THEN source END, length(source), typeof(source)
-                 FROM main.js_plugins WHERE name = ?1 LIMIT 1";
     let max = i64::try_from(max_source_bytes).unwrap_or(i64::MAX);
-    let rows = read(db, query, (plugin, max), |r| {
-        let length: Option<i64> = r.get(3)?;
-        let too_long = length.is_some_and(|n| n > max);
+    let lengths = read(db, "SELECT length(source) FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| r.get::<_, Option<i64>>(0))?;
+    let Some(length) = lengths.into_iter().next() else { return Ok(None) };
+    let too_large = |bytes: u64| RowProblem::SourceTooLarge { at_least_bytes: bytes, limit_mib: max_source_bytes >> 20 };
+    if let Some(length) = length.filter(|n| *n > max) {
+        return Ok(Some(Err(too_large(length as u64))));
+    }
+    let rows = read(db, "SELECT kind, n_args, source FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| {
         let source = r.get_ref(2)?;
-        let bytes = match source {
-            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len() as u64,
-            _ => 0,
-        };
-        if too_long || bytes > max_source_bytes {
-            let shown = if too_long { length.unwrap_or(0) as u64 } else { bytes };
-            return Ok(Err(RowProblem::SourceTooLarge { bytes: shown, limit_mib: max_source_bytes >> 20 }));
+        if let ValueRef::Text(bytes) | ValueRef::Blob(bytes) = source {
+            if bytes.len() as u64 > max_source_bytes {
+                return Ok(Err(too_large(bytes.len() as u64)));
+            }
         }
         Ok(row(r.get_ref(0)?, r.get_ref(1)?, source))
     })?;
