@@ -21,7 +21,7 @@ export JSBOX_GUEST_DIR := $(GUEST_DIR)
 # The extension under test, without its suffix, as `.load` and load_extension take it.
 export JSBOX_EXT := $(basename $(EXT))
 
-.PHONY: all deps build demo test test-unit test-e2e bench bench-quick bench-sandbox soak leaks fuzz fixtures clean FORCE
+.PHONY: all deps build guest-aarch64 demo test test-unit test-e2e bench bench-quick bench-sandbox soak leaks fuzz fixtures clean FORCE
 
 all: build
 
@@ -40,6 +40,10 @@ $(XTASK): FORCE | deps
 
 $(GUEST_CWASM): $(GUEST_WASM) $(XTASK)
 	$(XTASK) snapshot $(GUEST_WASM) $(GUEST_DIR)
+
+# The guest precompiled for AArch64 (to embed in an aarch64 build of the extension).
+guest-aarch64: $(GUEST_WASM) $(XTASK)
+	$(XTASK) snapshot $(GUEST_WASM) $(CARGO_TARGET_DIR)/jsbox-aarch64 --target aarch64-unknown-linux-gnu
 
 $(EXT): $(GUEST_CWASM) FORCE
 	$(CARGO) build --release -p jsbox

@@ -47,3 +47,23 @@ fn a_cpu_below_the_baseline_gets_an_error_not_a_crash() {
         "{err}"
     );
 }
+
+/// The build tool precompiles the guest for another architecture from here: an AArch64 ELF
+/// object, with its target recorded for js_debug().
+#[test]
+fn the_build_tool_precompiles_for_aarch64() {
+    let target = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    let out = std::env::temp_dir().join(format!("jsbox-aarch64-{}", std::process::id()));
+    let run = Command::new(target.join("release/xtask"))
+        .args(["snapshot", &target.join("wasm32-wasip1/release/jsbox_guest.wasm").display().to_string(), &out.display().to_string()])
+        .args(["--target", "aarch64-unknown-linux-gnu"])
+        .output()
+        .expect("running the build tool (make build makes it)");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let cwasm = std::fs::read(out.join("guest.cwasm")).unwrap();
+    // ELF, 64-bit, e_machine 183 (EM_AARCH64).
+    assert_eq!(&cwasm[..5], b"\x7fELF\x02");
+    assert_eq!(u16::from_le_bytes([cwasm[18], cwasm[19]]), 183);
+    assert_eq!(std::fs::read_to_string(out.join("guest.target")).unwrap(), "aarch64-unknown-linux-gnu baseline\n");
+    let _ = std::fs::remove_dir_all(out);
+}
