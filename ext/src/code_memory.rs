@@ -25,11 +25,18 @@ const PAGE: usize = 4096;
 pub struct InPlaceCode;
 
 impl InPlaceCode {
-    /// Whether code can run in place here: the system's pages are the size the artifact is
-    /// aligned to.
+    /// Whether code can run in place here: a Unix whose pages are the size the artifact is
+    /// aligned to (not macOS on arm64, whose pages are 16 KiB; not Windows). Elsewhere the guest
+    /// is copied (`Module::deserialize`).
+    #[cfg(unix)]
     pub fn supported() -> bool {
         // SAFETY: sysconf has no preconditions.
         usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }) == Ok(PAGE)
+    }
+
+    #[cfg(not(unix))]
+    pub fn supported() -> bool {
+        false
     }
 
     /// The bytes as `Module::deserialize_raw` takes them.
@@ -37,6 +44,7 @@ impl InPlaceCode {
         NonNull::from(&bytes.0)
     }
 
+    #[cfg(unix)]
     fn protect(ptr: *const u8, len: usize, protection: libc::c_int) -> wasmtime::Result<()> {
         // SAFETY: wasmtime passes a page-aligned range of the embedded artifact (a static that
         // lives as long as the process); only its permissions change.
@@ -54,11 +62,24 @@ impl CustomCodeMemory for InPlaceCode {
         PAGE
     }
 
+    #[cfg(unix)]
     fn publish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
         Self::protect(ptr, len, libc::PROT_READ | libc::PROT_EXEC)
     }
 
+    #[cfg(unix)]
     fn unpublish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
         Self::protect(ptr, len, libc::PROT_READ)
+    }
+
+    // Never installed where `supported()` is false.
+    #[cfg(not(unix))]
+    fn publish_executable(&self, _ptr: *const u8, _len: usize) -> wasmtime::Result<()> {
+        Err(wasmtime::Error::msg("running the guest's code in place needs a Unix"))
+    }
+
+    #[cfg(not(unix))]
+    fn unpublish_executable(&self, _ptr: *const u8, _len: usize) -> wasmtime::Result<()> {
+        Ok(())
     }
 }

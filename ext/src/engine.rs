@@ -175,14 +175,7 @@ pub struct TickerGuard<'a>(PhantomData<&'a Ticker>);
 
 impl Ticker {
     fn start(engine: Engine) -> std::io::Result<Self> {
-        static AT_FORK: OnceLock<libc::c_int> = OnceLock::new();
-        // SAFETY: registers a handler that only stores to atomics (async-signal-safe, as
-        // handlers run in the child of a multithreaded process must be); this library is never
-        // unloaded (see `lib.rs`), so the handler's code stays mapped.
-        let registered = *AT_FORK.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) });
-        if registered != 0 {
-            return Err(std::io::Error::from_raw_os_error(registered));
-        }
+        restart_in_forked_children()?;
         spawn_ticker(engine.clone())?;
         Ok(Ticker { engine })
     }
@@ -219,8 +212,29 @@ impl Ticker {
     }
 }
 
+/// Registers [`after_fork_in_child`] (once per process).
+#[cfg(unix)]
+fn restart_in_forked_children() -> std::io::Result<()> {
+    static AT_FORK: OnceLock<libc::c_int> = OnceLock::new();
+    // SAFETY: registers a handler that only stores to atomics (async-signal-safe, as handlers
+    // run in the child of a multithreaded process must be); this library is never unloaded (see
+    // `lib.rs`), so the handler's code stays mapped.
+    let registered = *AT_FORK.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) });
+    match registered {
+        0 => Ok(()),
+        error => Err(std::io::Error::from_raw_os_error(error)),
+    }
+}
+
+/// No fork() here.
+#[cfg(not(unix))]
+fn restart_in_forked_children() -> std::io::Result<()> {
+    Ok(())
+}
+
 /// The fork handler, run in the child (which has only the forking thread): no ticker runs here,
 /// and no call either, since fork() is never called from inside one.
+#[cfg(unix)]
 extern "C" fn after_fork_in_child() {
     ACTIVE.store(0, Ordering::SeqCst);
     PARKED.store(false, Ordering::SeqCst);
