@@ -34,7 +34,7 @@ fn strangers_file(name: &str, schema: &str) -> (PathBuf, Connection) {
 }
 
 fn default_limits(conn: &Connection) {
-    assert_eq!(value(conn, "SELECT js_config()"), Value::Text(r#"{"connection_memory_mb":512,"memory_limit_mb":64,"time_limit_ms":1000}"#.into()));
+    assert_eq!(value(conn, "SELECT js_config()"), Value::Text(r#"{"connection_memory_mb":512,"locked":0,"memory_limit_mb":64,"plugins":1,"time_limit_ms":1000}"#.into()));
 }
 
 /// Runs `f` on its own thread and fails the test if it does not finish in 20 s (a hang).
@@ -325,4 +325,33 @@ fn names_that_cannot_be_plugins_are_refused_with_the_reason() {
     // The operators still work as SQLite's.
     assert_eq!(value(&conn, "SELECT 'abc' GLOB 'a*'"), Value::Integer(1));
     assert_eq!(value(&conn, "SELECT count(*) FROM js_plugins"), Value::Integer(1));
+}
+
+#[test]
+fn a_host_locks_its_ceilings_and_turns_stored_plugins_off() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('stored', 'scalar', 'function main() { return 1 }')", []).unwrap();
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('total_of', 'aggregate', 'function init() { return 0 } function step(s, x) { return s + x } function final(s) { return s }')", []).unwrap();
+    // What a host does before any visitor's SQL: its ceilings, stored plugins off, then the lock.
+    for sql in ["SELECT js_config('time_limit_ms', 200)", "SELECT js_config('memory_limit_mb', 32)", "SELECT js_config('plugins', 0)", "SELECT js_config('locked', 1)"] {
+        value(&conn, sql);
+    }
+    // A visitor can tighten, never loosen.
+    let locked = |setting: &str, now: &str| format!("js_config: the settings of this connection are locked: {setting} can be tightened (it is {now}), not loosened");
+    assert_eq!(error_of(&conn, "SELECT js_config('time_limit_ms', 5000)"), locked("time_limit_ms", "200 ms"));
+    assert_eq!(error_of(&conn, "SELECT js_config('memory_limit_mb', 4096)"), locked("memory_limit_mb", "32 MiB"));
+    assert_eq!(error_of(&conn, "SELECT js_config('connection_memory_mb', 1024)"), locked("connection_memory_mb", "512 MiB"));
+    assert_eq!(error_of(&conn, "SELECT js_config('plugins', 1)"), locked("plugins", "0"));
+    assert_eq!(error_of(&conn, "SELECT js_config('locked', 0)"), locked("locked", "1"));
+    assert_eq!(value(&conn, "SELECT js_config('time_limit_ms', 100)"), Value::Integer(100));
+    assert_eq!(error_of(&conn, "SELECT js_eval('while (true) {}')"), "js_eval: time limit of 100 ms exceeded");
+    // Stored plugins do not run, in any way.
+    let off = "stored plugins are off on this connection (js_config('plugins', 0))";
+    assert_eq!(error_of(&conn, "SELECT stored()"), format!("stored: {off}"));
+    assert_eq!(error_of(&conn, "SELECT js_call('stored')"), format!("stored: {off}"));
+    assert_eq!(error_of(&conn, "SELECT total_of(1)"), format!("total_of: {off}"));
+    assert_eq!(error_of(&conn, "SELECT js_agg('total_of', 1)"), format!("total_of: {off}"));
+    assert_eq!(error_of(&conn, "SELECT js_plugins_reload()"), format!("js_plugins_reload: {off}"));
+    assert_usable(&conn);
 }

@@ -95,6 +95,8 @@ pub enum PluginError {
     /// makes registering and calling slower.
     #[error("not registered as a SQL function: the connection has {0} plugin functions already; js_call() and js_agg() reach it")]
     TooManyFunctions(usize),
+    #[error("stored plugins are off on this connection (js_config('plugins', 0))")]
+    Off,
     /// A jsbox function was called while jsbox itself was reading `js_plugins`.
     #[error("jsbox cannot be called while it reads js_plugins (re-entry refused)")]
     Reentered,

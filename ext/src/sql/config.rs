@@ -2,6 +2,8 @@
 //!
 //! `js_config()` returns every setting as JSON, `js_config(name)` one setting, and
 //! `js_config(name, value)` sets it (for calls and groups that start afterwards) and returns it.
+//! A host that runs other people's SQL sets its ceilings, then `js_config('locked', 1)`: from
+//! then on every setting can only be tightened on that connection.
 
 use std::sync::Arc;
 
@@ -13,45 +15,76 @@ use super::db::Db;
 use super::Session;
 use crate::engine::MAX_MEMORY_LIMIT_MIB;
 use crate::error::CallError;
-use crate::sandbox::Limits;
 
 const NAME: &str = "js_config";
 
-/// A setting: its name, its allowed range, and where it lives in [`Limits`].
+/// A setting: its name, its allowed range, how it is read and set on a connection, and which
+/// way is looser (what a locked connection refuses).
 struct Setting {
     name: &'static str,
     min: u64,
     max: u64,
     unit: &'static str,
-    get: fn(&Limits) -> u64,
-    set: fn(&mut Limits, u64),
+    get: fn(&Session) -> u64,
+    set: fn(&Session, u64),
+    /// Whether going from the first value to the second loosens the setting.
+    looser: fn(u64, u64) -> bool,
 }
 
-const SETTINGS: [Setting; 3] = [
+/// More is looser (limits, switches that allow something).
+fn higher(now: u64, new: u64) -> bool {
+    new > now
+}
+
+const SETTINGS: [Setting; 5] = [
     Setting {
         name: "memory_limit_mb",
         // The pre-initialized QuickJS needs a few MiB before any script runs.
         min: 8,
         max: MAX_MEMORY_LIMIT_MIB,
-        unit: "MiB",
-        get: |l| l.memory_mib,
-        set: |l, v| l.memory_mib = v,
+        unit: " MiB",
+        get: |s| s.limits().memory_mib,
+        set: |s, v| s.update_limits(|l| l.memory_mib = v),
+        looser: higher,
     },
     Setting {
         name: "time_limit_ms",
         min: 10,
         max: 3_600_000,
-        unit: "ms",
-        get: |l| l.time_ms,
-        set: |l, v| l.time_ms = v,
+        unit: " ms",
+        get: |s| s.limits().time_ms,
+        set: |s, v| s.update_limits(|l| l.time_ms = v),
+        looser: higher,
     },
     Setting {
         name: "connection_memory_mb",
         min: 8,
         max: 65_536,
-        unit: "MiB",
-        get: |l| l.budget.memory_mib(),
-        set: |l, v| l.budget.set_memory_mib(v),
+        unit: " MiB",
+        get: |s| s.limits().budget.memory_mib(),
+        set: |s, v| s.limits().budget.set_memory_mib(v),
+        looser: higher,
+    },
+    Setting {
+        // Whether the connection's stored plugins run (their functions, js_call, js_agg).
+        name: "plugins",
+        min: 0,
+        max: 1,
+        unit: "",
+        get: |s| u64::from(s.plugins_on()),
+        set: |s, v| s.set_plugins_on(v == 1),
+        looser: higher,
+    },
+    Setting {
+        // One way: once 1, every setting can only be tightened on this connection. A host sets
+        // its ceilings, then this, before any visitor's SQL runs.
+        name: "locked",
+        min: 0,
+        max: 1,
+        unit: "",
+        get: |s| u64::from(s.locked()),
+        set: |s, v| s.set_locked(v == 1),
+        looser: |now, new| new < now,
     },
 ];
 
@@ -74,9 +107,8 @@ pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()>
 
 fn js_config(session: &Session, db: Db, ctx: &Context<'_>) -> Result<SqlValue, CallError> {
     if ctx.is_empty() {
-        let limits = session.limits();
         let all: serde_json::Map<String, serde_json::Value> =
-            SETTINGS.iter().map(|s| (s.name.to_owned(), (s.get)(&limits).into())).collect();
+            SETTINGS.iter().map(|s| (s.name.to_owned(), (s.get)(session).into())).collect();
         return Ok(SqlValue::Text(serde_json::Value::Object(all).to_string()));
     }
     let name = match ctx.get_raw(0) {
@@ -94,7 +126,7 @@ fn js_config(session: &Session, db: Db, ctx: &Context<'_>) -> Result<SqlValue, C
             ValueRef::Integer(v) if v >= setting.min as i64 && v <= setting.max as i64 => v as u64,
             ValueRef::Integer(v) => {
                 return Err(CallError::Config(format!(
-                    "{} must be between {} and {} {}, not {v}",
+                    "{} must be between {} and {}{}, not {v}",
                     setting.name, setting.min, setting.max, setting.unit
                 )))
             }
@@ -104,7 +136,14 @@ fn js_config(session: &Session, db: Db, ctx: &Context<'_>) -> Result<SqlValue, C
         };
         // DIRECTONLY is not enough everywhere (see `direct`).
         super::direct::called_directly(db, NAME)?;
-        session.update_limits(|limits| (setting.set)(limits, value));
+        let now = (setting.get)(session);
+        if session.locked() && (setting.looser)(now, value) {
+            return Err(CallError::Config(format!(
+                "the settings of this connection are locked: {} can be tightened (it is {now}{}), not loosened",
+                setting.name, setting.unit
+            )));
+        }
+        (setting.set)(session, value);
     }
-    Ok(SqlValue::Integer((setting.get)(&session.limits()) as i64))
+    Ok(SqlValue::Integer((setting.get)(session) as i64))
 }

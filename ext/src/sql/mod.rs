@@ -43,6 +43,10 @@ pub struct Session {
     plugin_source_bytes_read: AtomicU64,
     /// Bytecode of the scripts `js_eval` ran on this connection.
     pub scripts: Mutex<ScriptCache>,
+    /// `js_config('plugins', 0)`: the connection's stored plugins do not run.
+    plugins_off: AtomicBool,
+    /// `js_config('locked', 1)`: settings can only be tightened.
+    locked: AtomicBool,
 }
 
 impl Session {
@@ -78,6 +82,22 @@ impl Session {
             }
             other => other,
         }
+    }
+
+    pub fn plugins_on(&self) -> bool {
+        !self.plugins_off.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set_plugins_on(&self, on: bool) {
+        self.plugins_off.store(!on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn locked(&self) -> bool {
+        self.locked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set_locked(&self, locked: bool) {
+        self.locked.store(locked, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn scripts(&self) -> MutexGuard<'_, ScriptCache> {

@@ -73,6 +73,15 @@ impl Plugins {
         Ok(())
     }
 
+    /// Fails if the connection's stored plugins are off (`js_config('plugins', 0)`).
+    fn on(&self) -> Result<(), CallError> {
+        if self.session.plugins_on() {
+            Ok(())
+        } else {
+            Err(PluginError::Off.into())
+        }
+    }
+
     fn reading(&self) -> Result<Reading<'_>, CallError> {
         if self.session.reading_plugins.swap(true, Ordering::SeqCst) {
             return Err(PluginError::Reentered.into());
@@ -121,12 +130,14 @@ impl Plugins {
     /// The compiled current version of `name`, for `usage` with `argc` arguments.
     fn compiled(&self, name: &str, usage: Use, argc: Option<usize>, registered: Option<Registered>) -> Result<Arc<CompiledPlugin>, CallError> {
         self.entered()?;
+        self.on()?;
         self.refreshed(name)?.plugin(name, usage, argc, registered, &|| self.session.limits())
     }
 
     /// A scalar plugin call, in the connection's kept world for that plugin.
     fn call_scalar(&self, ctx: &Context<'_>, name: &str, skip: usize, registered: Option<Registered>) -> Result<SqlValue, CallError> {
         self.entered()?;
+        self.on()?;
         if let Some(snapshot) = self.session.own_changes.snapshot(self.db) {
             if let Some(result) = self.session.registry().call_current(name, snapshot, arguments(ctx, skip), registered) {
                 return result;
@@ -206,6 +217,7 @@ impl Plugins {
     /// cannot be used (the others are registered all the same). Returns the number of rows.
     fn sync(&self, function: &str, create: bool) -> Result<i64, CallError> {
         self.entered()?;
+        self.on()?;
         self.called_directly(function)?;
         let conn = self.db.connection();
         let mut exists = self.table_exists(&conn)?;
