@@ -34,7 +34,8 @@ use rusqlite::Connection;
 use self::aggregate::PluginAggregate;
 pub use self::changes::OwnChanges;
 pub use self::registry::Registry;
-use self::registry::{Registered, Use};
+use self::registry::{Registered, Snapshot, Use};
+use self::rows::Row;
 use super::db::Db;
 use super::Session;
 use crate::error::{CallError, PluginError, RowProblem};
@@ -95,21 +96,32 @@ impl Plugins {
         super::direct::called_directly(self.db, function)
     }
 
-    /// The registry, with `name`'s entry up to date with the database: its row is read again
-    /// only if the snapshot moved since it was last checked, and without holding the lock.
-    fn refreshed(&self, name: &str) -> Result<MutexGuard<'_, Registry>, CallError> {
-        let snapshot = self.session.own_changes.snapshot(self.db);
+    /// The registry, with `name`'s entry up to date with the database at `snapshot` (taken by
+    /// the caller): its row is read again only if the snapshot moved since it was last checked,
+    /// and without holding the lock.
+    fn refreshed(&self, name: &str, snapshot: Option<Snapshot>) -> Result<MutexGuard<'_, Registry>, CallError> {
         let registry = self.session.registry();
         if snapshot.is_some_and(|snapshot| registry.is_current(name, snapshot)) {
             return Ok(registry);
         }
         drop(registry);
+        let row = self.read_row(name, self.max_source_bytes())?;
+        // Without the triggers the connection's own edits cannot be seen: read every time.
+        self.session.own_changes.set_tracked(changes::triggers_installed(&self.db.connection()));
+        let mut registry = self.session.registry();
+        registry.update(name, snapshot, row);
+        Ok(registry)
+    }
+
+    /// Plugin `name`'s row as the database holds it now (`None`: no such row, or no table),
+    /// read as data with re-entry refused, and counted for `js_debug()`.
+    fn read_row(&self, name: &str, max_source_bytes: u64) -> Result<Option<Result<Row, RowProblem>>, CallError> {
         let row = {
             let _reading = self.reading()?;
-            let row = rows::read_one(self.db, name, self.max_source_bytes())?;
-            // Without the triggers the connection's own edits cannot be seen: read every time.
-            self.session.own_changes.set_tracked(changes::triggers_installed(&self.db.connection()));
-            row
+            match rows::table(self.db)? {
+                Some(table) => table.read_one(name, max_source_bytes)?,
+                None => None,
+            }
         };
         let bytes = match &row {
             Some(Ok(row)) => row.source.len() as u64,
@@ -117,9 +129,7 @@ impl Plugins {
         };
         self.session.plugin_rows_read.fetch_add(1, Ordering::Relaxed);
         self.session.plugin_source_bytes_read.fetch_add(bytes, Ordering::Relaxed);
-        let mut registry = self.session.registry();
-        registry.update(name, snapshot, row);
-        Ok(registry)
+        Ok(row)
     }
 
     /// The longest source worth reading: what one sandbox may hold.
@@ -131,19 +141,21 @@ impl Plugins {
     fn compiled(&self, name: &str, usage: Use, argc: Option<usize>, registered: Option<Registered>) -> Result<Arc<CompiledPlugin>, CallError> {
         self.entered()?;
         self.on()?;
-        self.refreshed(name)?.plugin(name, usage, argc, registered, &|| self.session.limits())
+        let snapshot = self.session.own_changes.snapshot(self.db);
+        self.refreshed(name, snapshot)?.plugin(name, usage, argc, registered, &|| self.session.limits())
     }
 
     /// A scalar plugin call, in the connection's kept world for that plugin.
     fn call_scalar(&self, ctx: &Context<'_>, name: &str, skip: usize, registered: Option<Registered>) -> Result<SqlValue, CallError> {
         self.entered()?;
         self.on()?;
-        if let Some(snapshot) = self.session.own_changes.snapshot(self.db) {
-            if let Some(result) = self.session.registry().call_current(name, snapshot, arguments(ctx, skip), registered) {
+        let snapshot = self.session.own_changes.snapshot(self.db);
+        if let Some(current) = snapshot {
+            if let Some(result) = self.session.registry().call_current(name, current, arguments(ctx, skip), registered) {
                 return result;
             }
         }
-        self.refreshed(name)?.call_scalar(name, arguments(ctx, skip), registered, &|| self.session.limits())
+        self.refreshed(name, snapshot)?.call_scalar(name, arguments(ctx, skip), registered, &|| self.session.limits())
     }
 
     /// The connection's functions that are not plugins, for the shadowing check; asked once.
@@ -230,10 +242,9 @@ impl Plugins {
         }
         self.install_triggers(&conn)?;
         let snapshot = self.session.own_changes.snapshot(self.db);
-        let listing = {
-            let _reading = self.reading()?;
-            rows::list(self.db)?
-        };
+        let _reading = self.reading()?;
+        let Some(table) = rows::table(self.db)? else { return Err(PluginError::NoTable.into()) };
+        let listing = table.list()?;
         let foreign = self.foreign_functions(&conn);
         let limits = || self.session.limits();
         let max_source_bytes = self.max_source_bytes();
@@ -252,10 +263,7 @@ impl Plugins {
                 problems.push(format!("{name}: {}", RowProblem::Duplicate(name.clone())));
                 continue;
             }
-            let row = {
-                let _reading = self.reading()?;
-                rows::read_one(self.db, name, max_source_bytes)?
-            };
+            let row = table.read_one(name, max_source_bytes)?;
             let mut registry = self.session.registry();
             registry.update(name, snapshot, row.clone());
             let kind = match &row {
@@ -281,12 +289,12 @@ impl Plugins {
     /// plugin reports its error when called, or from `js_plugins_reload()`), and never fails.
     fn register_stored(&self) {
         let conn = self.db.connection();
-        let listing = match self.table_exists(&conn) {
-            Ok(true) => {
-                let Ok(_reading) = self.reading() else { return };
-                rows::list(self.db)
+        let listing = {
+            let Ok(_reading) = self.reading() else { return };
+            match rows::table(self.db) {
+                Ok(Some(table)) => table.list(),
+                _ => return,
             }
-            _ => return,
         };
         let Ok(listing) = listing else { return };
         let _ = self.install_triggers(&conn);
@@ -331,11 +339,7 @@ impl Plugins {
             self.session.registry().forget(&old_name);
         }
         if let Some(name) = new_name {
-            let row = {
-                let _reading = self.reading()?;
-                rows::read_one(self.db, &name, self.max_source_bytes())?
-            };
-            if let Some(Ok(row)) = row {
+            if let Some(Ok(row)) = self.read_row(&name, self.max_source_bytes())? {
                 let foreign = self.foreign_functions(&self.db.connection());
                 let mut registry = self.session.registry();
                 beyond_the_cap_is_fine(self.register(&mut registry, &name, Some(row.kind), &foreign))

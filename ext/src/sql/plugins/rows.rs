@@ -75,51 +75,61 @@ pub fn table_exists(conn: &Connection) -> Result<bool, PluginError> {
     Ok(true)
 }
 
-/// Every row's name and kind (no source: loading stays cheap however big the plugins are).
-pub fn list(db: Db) -> Result<Vec<Listing>, PluginError> {
-    read(db, "SELECT name, kind FROM main.js_plugins", [], |r| {
-        Ok(Listing { name: name(r.get_ref(0)?), kind: kind(r.get_ref(1)?) })
-    })
-}
-
-/// Plugin `name`'s row as the database holds it now (its first, if several have that name);
-/// `None` if there is none. A source longer than `max_source_bytes` is not copied out of SQLite:
-/// no sandbox could hold it. (Its length is asked first: SQLite reads a TEXT value to count its
-/// characters, never more than its bytes, but keeps nothing of it.)
-pub fn read_one(db: Db, plugin: &str, max_source_bytes: u64) -> Result<Option<Result<Row, RowProblem>>, PluginError> {
-    let max = i64::try_from(max_source_bytes).unwrap_or(i64::MAX);
-    let lengths = read(db, "SELECT length(source) FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| r.get::<_, Option<i64>>(0))?;
-    let Some(length) = lengths.into_iter().next() else { return Ok(None) };
-    let too_large = |bytes: u64| RowProblem::SourceTooLarge { at_least_bytes: bytes, limit_mib: max_source_bytes >> 20 };
-    if let Some(length) = length.filter(|n| *n > max) {
-        return Ok(Some(Err(too_large(length as u64))));
-    }
-    let rows = read(db, "SELECT kind, n_args, source FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| {
-        let source = r.get_ref(2)?;
-        if let ValueRef::Text(bytes) | ValueRef::Blob(bytes) = source {
-            if bytes.len() as u64 > max_source_bytes {
-                return Ok(Err(too_large(bytes.len() as u64)));
-            }
-        }
-        Ok(row(r.get_ref(0)?, r.get_ref(1)?, source))
-    })?;
-    Ok(rows.into_iter().next())
-}
-
-/// Runs one query on `js_plugins` as data, the table checked first.
-fn read<T, P: rusqlite::Params>(
+/// `js_plugins`, checked to be an ordinary table with stored columns ([`table_exists`]): what
+/// may be read as data. Check once, then read as often as needed.
+pub struct Table {
     db: Db,
-    query: &str,
-    params: P,
-    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>, PluginError> {
-    let conn = db.connection();
-    if !table_exists(&conn)? {
-        return Ok(Vec::new());
+}
+
+/// The connection's `js_plugins`, checked; `None` if there is none.
+pub fn table(db: Db) -> Result<Option<Table>, PluginError> {
+    Ok(table_exists(&db.connection())?.then_some(Table { db }))
+}
+
+impl Table {
+    /// Every row's name and kind (no source: loading stays cheap however big the plugins are).
+    pub fn list(&self) -> Result<Vec<Listing>, PluginError> {
+        self.query("SELECT name, kind FROM main.js_plugins", [], |r| {
+            Ok(Listing { name: name(r.get_ref(0)?), kind: kind(r.get_ref(1)?) })
+        })
     }
-    let mut stmt = conn.prepare(query).map_err(sql("reading js_plugins"))?;
-    let rows = stmt.query_map(params, map).and_then(|rows| rows.collect());
-    rows.map_err(sql("reading js_plugins"))
+
+    /// Plugin `name`'s row as the database holds it now (its first, if several have that
+    /// name); `None` if there is none. A source longer than `max_source_bytes` is not copied out
+    /// of SQLite: no sandbox could hold it. (Its length is asked first: SQLite reads a TEXT value
+    /// to count its characters, never more than its bytes, but keeps nothing of it.)
+    pub fn read_one(&self, plugin: &str, max_source_bytes: u64) -> Result<Option<Result<Row, RowProblem>>, PluginError> {
+        let max = i64::try_from(max_source_bytes).unwrap_or(i64::MAX);
+        let lengths = self.query("SELECT length(source) FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| r.get::<_, Option<i64>>(0))?;
+        let Some(length) = lengths.into_iter().next() else { return Ok(None) };
+        let too_large = |bytes: u64| RowProblem::SourceTooLarge { at_least_bytes: bytes, limit_mib: max_source_bytes >> 20 };
+        if let Some(length) = length.filter(|n| *n > max) {
+            return Ok(Some(Err(too_large(length as u64))));
+        }
+        let rows = self.query("SELECT kind, n_args, source FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| {
+            let source = r.get_ref(2)?;
+            if let ValueRef::Text(bytes) | ValueRef::Blob(bytes) = source {
+                if bytes.len() as u64 > max_source_bytes {
+                    return Ok(Err(too_large(bytes.len() as u64)));
+                }
+            }
+            Ok(row(r.get_ref(0)?, r.get_ref(1)?, source))
+        })?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Runs one query on the (checked) table.
+    fn query<T, P: rusqlite::Params>(
+        &self,
+        query: &str,
+        params: P,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, PluginError> {
+        let conn = self.db.connection();
+        let mut stmt = conn.prepare(query).map_err(sql("reading js_plugins"))?;
+        let rows = stmt.query_map(params, map).and_then(|rows| rows.collect());
+        rows.map_err(sql("reading js_plugins"))
+    }
 }
 
 /// The first `n` words of a SQL statement, upper-cased, past comments and blanks.
