@@ -17,6 +17,7 @@
 //! (the SQL surface) · [`error`] (the error type).
 
 pub mod abi;
+pub mod bounded_cache;
 pub mod budget;
 pub mod code_memory;
 pub mod engine;

@@ -3,10 +3,10 @@
 //! compiler, which for a short script on a small input are most of a call's time. Bounded by
 //! bytes; when full it starts over (a working set of scripts is a few, and small).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::abi::Input;
+use crate::bounded_cache::BoundedCache;
 use crate::error::CallError;
 use crate::sandbox::{self, Limits, Outcome, Script};
 
@@ -15,28 +15,18 @@ const MAX_BYTES: usize = 8 << 20;
 
 #[derive(Default)]
 pub struct ScriptCache {
-    bytecode: HashMap<Box<[u8]>, Arc<[u8]>>,
-    bytes: usize,
+    bytecode: BoundedCache<Box<[u8]>, Arc<[u8]>, MAX_BYTES>,
 }
 
 impl ScriptCache {
     /// The bytecode `source` compiled to, if this connection compiled it before.
     pub fn get(&self, source: &[u8]) -> Option<Arc<[u8]>> {
-        self.bytecode.get(source).cloned()
+        self.bytecode.get(source)
     }
 
     pub fn insert(&mut self, source: &[u8], bytecode: Vec<u8>) {
         let size = source.len() + bytecode.len();
-        if size > MAX_BYTES {
-            return;
-        }
-        if self.bytes + size > MAX_BYTES {
-            self.bytecode.clear();
-            self.bytes = 0;
-        }
-        if self.bytecode.insert(source.into(), bytecode.into()).is_none() {
-            self.bytes += size;
-        }
+        self.bytecode.insert(source.into(), bytecode.into(), size);
     }
 
     /// `sandbox::eval` of `source`, with its bytecode taken from the cache, or put there after

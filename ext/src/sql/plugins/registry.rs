@@ -19,6 +19,7 @@ use jsbox_abi::PluginKind;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
 use super::rows::Row;
+use crate::bounded_cache::BoundedCache;
 use crate::error::{CallError, PluginError, RowProblem};
 use crate::plugin::{self, CompiledPlugin, World};
 use crate::sandbox::Limits;
@@ -131,8 +132,7 @@ pub struct Registry {
     entry_bytes: usize,
     /// Compiled plugins by kind and exact source: a re-inserted or reverted source is not
     /// compiled again. Bounded by bytes; when full it starts over (entries keep theirs).
-    compiled: HashMap<(PluginKind, Arc<str>), Arc<CompiledPlugin>>,
-    compiled_bytes: usize,
+    compiled: BoundedCache<(PluginKind, Arc<str>), Arc<CompiledPlugin>, COMPILED_CACHE_BYTES>,
     /// The SQL functions this connection registered for plugins, by name as registered...
     registered: HashMap<String, Registered, FnvBuildHasher>,
     /// ...and by lower-cased name (SQLite ignores case in function names): the name registered.
@@ -222,7 +222,7 @@ impl Registry {
             return Ok(Arc::clone(compiled));
         }
         let (kind, source) = (row.kind, Arc::clone(&row.source));
-        let compiled = Self::compile_cached(&mut self.compiled, &mut self.compiled_bytes, kind, source, &limits())?;
+        let compiled = Self::compile_cached(&mut self.compiled, kind, source, &limits())?;
         if let Some(entry) = self.entries.get_mut(name) {
             entry.compiled = Some(Arc::clone(&compiled));
             self.entry_bytes += compiled.bytecode_len();
@@ -233,30 +233,22 @@ impl Registry {
 
     /// Compiles `source` as a plugin of `kind`, or finds it compiled already.
     pub fn compile(&mut self, kind: PluginKind, source: Arc<str>, limits: &Limits) -> Result<Arc<CompiledPlugin>, CallError> {
-        Self::compile_cached(&mut self.compiled, &mut self.compiled_bytes, kind, source, limits)
+        Self::compile_cached(&mut self.compiled, kind, source, limits)
     }
 
     fn compile_cached(
-        cache: &mut HashMap<(PluginKind, Arc<str>), Arc<CompiledPlugin>>,
-        bytes: &mut usize,
+        cache: &mut BoundedCache<(PluginKind, Arc<str>), Arc<CompiledPlugin>, COMPILED_CACHE_BYTES>,
         kind: PluginKind,
         source: Arc<str>,
         limits: &Limits,
     ) -> Result<Arc<CompiledPlugin>, CallError> {
         let key = (kind, source);
         if let Some(compiled) = cache.get(&key) {
-            return Ok(Arc::clone(compiled));
+            return Ok(compiled);
         }
         let compiled = Arc::new(plugin::compile(kind, &key.1, limits)?);
         let size = key.1.len() + compiled.bytecode_len();
-        if *bytes + size > COMPILED_CACHE_BYTES {
-            cache.clear();
-            *bytes = 0;
-        }
-        if size <= COMPILED_CACHE_BYTES {
-            *bytes += size;
-            cache.insert(key, Arc::clone(&compiled));
-        }
+        cache.insert(key, Arc::clone(&compiled), size);
         Ok(compiled)
     }
 
