@@ -22,6 +22,15 @@ pub fn sandbox_share() -> u32 {
     (engine::pool_slots() / 8).max(16).min(engine::pool_slots())
 }
 
+/// Runs `make`, which creates a sandbox; if the connection's budget refuses it, lets `free` give
+/// back what can be given (kept scalar worlds) and, if it gave anything, runs `make` once more.
+pub fn with_room<T>(mut make: impl FnMut() -> Result<T, CallError>, free: impl FnOnce() -> bool) -> Result<T, CallError> {
+    match make() {
+        Err(e) if e.is_budget() && free() => make(),
+        other => other,
+    }
+}
+
 #[derive(Debug)]
 pub struct Budget {
     memory_limit_bytes: AtomicU64,

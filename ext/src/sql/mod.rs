@@ -74,14 +74,11 @@ impl Session {
 
     /// Runs `make`, which creates a sandbox; if the connection's budget refuses it while kept
     /// scalar worlds hold part of that budget, gives them back and runs it once more.
-    pub fn with_room<T>(&self, mut make: impl FnMut() -> Result<T, CallError>) -> Result<T, CallError> {
-        match make() {
-            Err(e) if e.is_budget() => {
-                self.forget_kept_worlds();
-                make()
-            }
-            other => other,
-        }
+    pub fn with_room<T>(&self, make: impl FnMut() -> Result<T, CallError>) -> Result<T, CallError> {
+        crate::budget::with_room(make, || {
+            self.forget_kept_worlds();
+            true
+        })
     }
 
     pub fn plugins_on(&self) -> bool {

@@ -289,13 +289,15 @@ impl Registry {
         }
         let compiled = self.plugin(name, Use::Scalar, Some(args.len()), registered, limits)?;
         let limits = limits();
-        let world = match World::new(&compiled, &limits) {
-            Err(e) if e.is_budget() && self.kept_worlds() > 0 => {
+        // (Session::with_room would lock this registry again: the kept worlds are given back here.)
+        let kept = self.kept_worlds() > 0;
+        let world = crate::budget::with_room(
+            || World::new(&compiled, &limits),
+            || {
                 self.forget_worlds();
-                World::new(&compiled, &limits)?
-            }
-            other => other?,
-        };
+                kept
+            },
+        )?;
         while self.kept_worlds() >= KEPT_WORLDS {
             self.evict_least_recently_used_world(name);
         }
