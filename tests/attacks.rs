@@ -15,14 +15,6 @@ use jsbox_tests::*;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-fn temp_db(name: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("jsbox-attacks-{}-{name}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    path
-}
-
 fn with_plugins(path: &PathBuf) -> Connection {
     let conn = Connection::open(path).unwrap();
     load(&conn);

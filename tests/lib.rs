@@ -70,6 +70,22 @@ pub fn eval_error(conn: &Connection, script: &str, json: impl ToSql) -> String {
     }
 }
 
+/// A database file path of this test binary's own in the temporary folder, with no file (nor
+/// WAL, shared-memory or journal file) left from an earlier run.
+pub fn temp_db(name: &str) -> PathBuf {
+    let suite = std::env::current_exe().ok().and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned())).unwrap_or_default();
+    let path = std::env::temp_dir().join(format!("jsbox-{suite}-{}-{name}.db", std::process::id()));
+    remove_db(&path);
+    path
+}
+
+/// Removes a database file and its WAL, shared-memory and journal files.
+pub fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 /// The single value `sql` gives on `conn` (which must succeed).
 pub fn value(conn: &Connection, sql: &str) -> Value {
     conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))

@@ -60,12 +60,6 @@ fn values(conn: &Connection, sql: &str) -> Vec<Value> {
     conn.prepare(sql).unwrap().query_map([], |r| r.get::<_, Value>(0)).unwrap().map(Result::unwrap).collect()
 }
 
-fn temp_db(name: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("jsbox-test-{}-{name}.db", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
 #[test]
 fn aggregate_track_lengths_equal_native_rust_per_track() {
     let conn = open();

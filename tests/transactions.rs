@@ -10,14 +10,6 @@ use jsbox_tests::*;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-fn temp_db(name: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("jsbox-txn-{}-{name}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    path
-}
-
 /// A file database in `mode` with jsbox loaded and plugin `version` returning 1.
 fn database(name: &str, mode: &str) -> (PathBuf, Connection) {
     let path = temp_db(&format!("{name}-{mode}"));
@@ -58,12 +50,6 @@ fn running(conn: &Connection) -> i64 {
     }
 }
 
-fn cleanup(path: PathBuf) {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-}
-
 const MODES: [&str; 2] = ["delete", "wal"];
 
 #[test]
@@ -84,7 +70,7 @@ fn a_rolled_back_edit_stops_running() {
         assert_eq!(running(&conn), 4, "{mode}: after COMMIT");
         assert_eq!(running(&other_connection(&path)), 4, "{mode}: another connection");
         drop(conn);
-        cleanup(path);
+        remove_db(&path);
     }
 }
 
@@ -111,7 +97,7 @@ fn rollback_to_a_savepoint_restores_the_code_of_that_moment() {
         conn.execute_batch("COMMIT").unwrap();
         assert_eq!(running(&conn), 2, "{mode}: committed");
         drop(conn);
-        cleanup(path);
+        remove_db(&path);
     }
 }
 
@@ -156,7 +142,7 @@ fn a_statement_that_fails_half_way_leaves_the_code_as_it_was() {
         }
         assert_eq!(value(&conn, "SELECT count(*) FROM js_plugins"), Value::Integer(2));
         drop(conn);
-        cleanup(path);
+        remove_db(&path);
     }
 }
 
@@ -176,7 +162,7 @@ fn a_refused_edit_never_replaces_the_running_code() {
     assert!(conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('js_x', 'scalar', 'function main() { return 9 }')", []).is_err());
     assert_eq!(error_of(&conn, "SELECT js_call('js_x')"), "js_x: no plugin named js_x in js_plugins (deleted?)");
     drop(conn);
-    cleanup(path);
+    remove_db(&path);
 }
 
 #[test]
@@ -195,7 +181,7 @@ fn inserts_and_deletes_roll_back_too() {
         conn.execute_batch("ROLLBACK").unwrap();
         assert_eq!(running(&conn), 1, "{mode}: the delete rolled back");
         drop(conn);
-        cleanup(path);
+        remove_db(&path);
     }
 }
 
@@ -219,7 +205,7 @@ fn another_connections_uncommitted_edit_is_not_seen() {
     assert_eq!(running(&b), 4);
     assert_eq!(running(&a), 4);
     drop((a, b));
-    cleanup(path);
+    remove_db(&path);
 }
 
 #[test]
@@ -263,7 +249,7 @@ fn changing_the_kind_takes_effect_on_new_connections_and_says_so_on_this_one() {
     conn.execute("UPDATE js_plugins SET kind = 'window', source = source || ' function inverse(s, x) { return s - x }' WHERE name = 'summed'", []).unwrap();
     assert_eq!(value(&conn, "SELECT summed(value) FROM json_each('[1, 2, 3]')"), Value::Integer(6));
     drop((conn, fresh));
-    cleanup(path);
+    remove_db(&path);
 }
 
 #[test]
@@ -321,5 +307,5 @@ fn a_commit_makes_the_next_call_read_only_its_own_row() {
     assert_eq!(total, (1..=10).sum::<i64>());
     assert!(stats(&conn).0 - rows1 <= 1);
     drop(conn);
-    cleanup(path);
+    remove_db(&path);
 }

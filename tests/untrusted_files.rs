@@ -18,12 +18,6 @@ use jsbox_tests::*;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-fn temp_db(name: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("jsbox-untrusted-{}-{name}.db", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
 /// A file built by a connection without jsbox (a stranger's tool), then opened with jsbox.
 fn strangers_file(name: &str, schema: &str) -> (PathBuf, Connection) {
     let path = temp_db(name);
