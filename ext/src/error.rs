@@ -91,10 +91,6 @@ pub enum PluginError {
     NameChangedInGroup { first: String, now: String },
     #[error("the first argument must be the plugin's name")]
     MissingName,
-    /// SQLite looks functions up in a table of fixed size: beyond this many, every new one
-    /// makes registering and calling slower.
-    #[error("not registered as a SQL function: the connection has {0} plugin functions already; js_call() and js_agg() reach it")]
-    TooManyFunctions(usize),
     #[error("stored plugins are off on this connection (js_config('plugins', 0))")]
     Off,
     /// A jsbox function was called while jsbox itself was reading `js_plugins`.

@@ -182,14 +182,16 @@ impl Plugins {
     }
 
     /// Registers `name` as a SQL function of its kind, unless this connection already has it
-    /// (whose kind then stays: see [`PluginError::KindChanged`]).
+    /// (whose kind then stays: see [`PluginError::KindChanged`]) or has [`MAX_PLUGIN_FUNCTIONS`]
+    /// already (then the plugin has no function of its own, and is fine all the same: `js_call`
+    /// and `js_agg` reach it).
     fn register(&self, registry: &mut Registry, name: &str, kind: Option<PluginKind>, foreign: &HashSet<String>) -> Result<(), CallError> {
         if registry.registered(name).is_some() {
             return Ok(());
         }
         Self::check_name(registry, name, foreign).map_err(PluginError::Row)?;
         if registry.registered_count() >= MAX_PLUGIN_FUNCTIONS {
-            return Err(PluginError::TooManyFunctions(MAX_PLUGIN_FUNCTIONS).into());
+            return Ok(());
         }
         let conn = self.db.connection();
         let flags = FunctionFlags::SQLITE_UTF8;
@@ -271,7 +273,8 @@ impl Plugins {
                 _ => None,
             };
             let registered = registry.registered(name);
-            let usable = beyond_the_cap_is_fine(self.register(&mut registry, name, kind, &foreign))
+            let usable = self
+                .register(&mut registry, name, kind, &foreign)
                 .and_then(|()| registry.plugin(name, Use::Any, None, registered, &limits).map(drop));
             if let Err(e) = usable {
                 problems.push(format!("{name}: {e}"));
@@ -342,20 +345,10 @@ impl Plugins {
             if let Some(Ok(row)) = self.read_row(&name, self.max_source_bytes())? {
                 let foreign = self.foreign_functions(&self.db.connection());
                 let mut registry = self.session.registry();
-                beyond_the_cap_is_fine(self.register(&mut registry, &name, Some(row.kind), &foreign))
-                    .map_err(|e| PluginError::named(&name, e))?;
+                self.register(&mut registry, &name, Some(row.kind), &foreign).map_err(|e| PluginError::named(&name, e))?;
             }
         }
         Ok(self.session.own_changes.next_epoch())
-    }
-}
-
-/// A plugin beyond [`MAX_PLUGIN_FUNCTIONS`] has no SQL function of its own, and is fine all the
-/// same: `js_call` and `js_agg` reach it.
-fn beyond_the_cap_is_fine(registered: Result<(), CallError>) -> Result<(), CallError> {
-    match registered {
-        Err(CallError::Plugin(PluginError::TooManyFunctions(_))) => Ok(()),
-        other => other,
     }
 }
 
@@ -408,12 +401,13 @@ impl Session {
     /// What `js_debug()` shows of the connection's plugins.
     pub fn plugin_stats(&self) -> serde_json::Value {
         let registry = self.registry();
+        let (entries, entry_bytes) = registry.entries();
         serde_json::json!({
             "registered": registry.registered_count(),
             "kept_worlds": registry.kept_worlds(),
             "compiled_cached": registry.compiled_cached(),
-            "entries": registry.entries().0,
-            "entry_bytes": registry.entries().1,
+            "entries": entries,
+            "entry_bytes": entry_bytes,
             "rows_read": self.plugin_rows_read.load(Ordering::Relaxed),
             "source_bytes_read": self.plugin_source_bytes_read.load(Ordering::Relaxed),
         })
