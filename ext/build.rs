@@ -9,17 +9,20 @@ fn main() {
     let guest_dir = std::env::var_os("JSBOX_GUEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target/jsbox"));
-    let cwasm = guest_dir.join("guest.cwasm");
     println!("cargo:rerun-if-env-changed=JSBOX_GUEST_DIR");
-    println!("cargo:rerun-if-changed={}", cwasm.display());
-    if !cwasm.exists() {
-        panic!(
-            "{} is missing: build the guest first (`make build`, or `make guest` then \
-             `cargo run --release -p xtask -- snapshot ...`)",
-            cwasm.display()
-        );
+    // One precompiled guest per memory placement (`MemoryPlacement::ALL` in engine_config.rs).
+    for (file_name, var) in [("guest.cwasm", "JSBOX_GUEST_CWASM"), ("guest.bounded.cwasm", "JSBOX_GUEST_BOUNDED_CWASM")] {
+        let cwasm = guest_dir.join(file_name);
+        println!("cargo:rerun-if-changed={}", cwasm.display());
+        if !cwasm.exists() {
+            panic!(
+                "{} is missing: build the guest first (`make build`, or `make guest` then \
+                 `cargo run --release -p xtask -- snapshot ...`)",
+                cwasm.display()
+            );
+        }
+        println!("cargo:rustc-env={var}={}", cwasm.display());
     }
-    println!("cargo:rustc-env=JSBOX_GUEST_CWASM={}", cwasm.display());
     // What xtask precompiled it for: a target triple and a CPU baseline, shown by js_debug().
     let target = guest_dir.join("guest.target");
     println!("cargo:rerun-if-changed={}", target.display());

@@ -69,44 +69,9 @@ fn no_panic_text_ever_reaches_the_hosts_stderr() {
 
 #[test]
 fn sqlite3_shell_runs_the_demo() {
-    let demo = std::fs::read_to_string(repo_root().join("sql/demo.sql")).unwrap();
-    let demo = demo.replace(".load ./target/release/libjsbox", &format!(".load {}", extension_path()));
-    let out = jsbox_bench::run_sqlite3(std::path::Path::new(":memory:"), &demo);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = jsbox_bench::run_sqlite3(std::path::Path::new(":memory:"), &demo_script());
     assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
-    // One row per track with JS and SQL lengths and their relative difference.
-    let rows: Vec<Vec<&str>> = stdout
-        .lines()
-        .filter(|l| l.starts_with('│'))
-        .map(|l| l.split('│').map(str::trim).filter(|c| !c.is_empty()).collect())
-        .filter(|cells: &Vec<&str>| cells.len() == 5 && cells[0].parse::<i64>().is_ok())
-        .collect();
-    let tracks = tracks(&tracks_fixture());
-    assert_eq!(rows.len(), tracks.len(), "demo output:\n{stdout}");
-    for (row, (fid, points)) in rows.iter().zip(&tracks) {
-        assert_eq!(row[0], fid.to_string());
-        assert_eq!(row[1], points.len().to_string());
-        let js: f64 = row[2].parse().unwrap();
-        let native = cff_length(points);
-        assert!(rel_diff(js, native) < 1e-5, "track {fid}: {js} vs {native}");
-    }
-    assert!(stdout.contains("260"), "demo output:\n{stdout}");
-    // The stored plugins' GROUP BY table: track, fields, miles, climb, west, north, points.
-    let plugin_rows: Vec<Vec<&str>> = stdout
-        .lines()
-        .filter(|l| l.starts_with('│'))
-        .map(|l| l.split('│').map(str::trim).filter(|c| !c.is_empty()).collect())
-        .filter(|cells: &Vec<&str>| cells.len() == 7 && cells[0].parse::<i64>().is_ok())
-        .collect();
-    assert_eq!(plugin_rows.len(), tracks.len(), "demo output:\n{stdout}");
-    for (row, (fid, points)) in plugin_rows.iter().zip(&tracks) {
-        let fields: f64 = row[1].parse().unwrap();
-        let miles: f64 = row[2].parse().unwrap();
-        let native = cff_length(points);
-        assert!(rel_diff(fields, native) < 1e-5, "track {fid}: {fields} vs {native}");
-        assert!((miles - native * 140.0 / 1609.344).abs() < 1e-3, "track {fid}: {miles} mi");
-        assert_eq!(row[6], points.len().to_string());
-    }
+    assert_demo_output(&String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]

@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod children;
+pub use children::*;
+
 use rusqlite::types::Value;
 use rusqlite::{Connection, ToSql};
 
@@ -140,4 +143,49 @@ pub fn tracks(geojson: &str) -> Vec<(i64, Vec<(f64, f64)>)> {
         }
     }
     tracks
+}
+
+/// `sql/demo.sql` with its `.load` pointing at the built extension.
+pub fn demo_script() -> String {
+    let demo = std::fs::read_to_string(repo_root().join("sql/demo.sql")).unwrap();
+    demo.replace(".load ./target/release/libjsbox", &format!(".load {}", extension_path()))
+}
+
+/// Checks the demo's output (`sql/demo.sql` in the shell) against the native computation: the
+/// seed fixture's 260 features, and each track's length both from `js_eval` and from the stored
+/// plugins' `GROUP BY` table.
+pub fn assert_demo_output(stdout: &str) {
+    // One row per track with JS and SQL lengths and their relative difference.
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with('│'))
+        .map(|l| l.split('│').map(str::trim).filter(|c| !c.is_empty()).collect())
+        .filter(|cells: &Vec<&str>| cells.len() == 5 && cells[0].parse::<i64>().is_ok())
+        .collect();
+    let tracks = tracks(&tracks_fixture());
+    assert_eq!(rows.len(), tracks.len(), "demo output:\n{stdout}");
+    for (row, (fid, points)) in rows.iter().zip(&tracks) {
+        assert_eq!(row[0], fid.to_string());
+        assert_eq!(row[1], points.len().to_string());
+        let js: f64 = row[2].parse().unwrap();
+        let native = cff_length(points);
+        assert!(rel_diff(js, native) < 1e-5, "track {fid}: {js} vs {native}");
+    }
+    assert!(stdout.contains("260"), "demo output:\n{stdout}");
+    // The stored plugins' GROUP BY table: track, fields, miles, climb, west, north, points.
+    let plugin_rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with('│'))
+        .map(|l| l.split('│').map(str::trim).filter(|c| !c.is_empty()).collect())
+        .filter(|cells: &Vec<&str>| cells.len() == 7 && cells[0].parse::<i64>().is_ok())
+        .collect();
+    assert_eq!(plugin_rows.len(), tracks.len(), "demo output:\n{stdout}");
+    for (row, (fid, points)) in plugin_rows.iter().zip(&tracks) {
+        let fields: f64 = row[1].parse().unwrap();
+        let miles: f64 = row[2].parse().unwrap();
+        let native = cff_length(points);
+        assert!(rel_diff(fields, native) < 1e-5, "track {fid}: {fields} vs {native}");
+        assert!((miles - native * 140.0 / 1609.344).abs() < 1e-3, "track {fid}: {miles} mi");
+        assert_eq!(row[6], points.len().to_string());
+    }
 }

@@ -17,9 +17,16 @@ use std::process::{Command, Output, Stdio};
 /// Runs `script` (SQL and dot-commands) through `/usr/bin/sqlite3` on `db`, from the
 /// repository's root (so that `readfile('sql/...')` resolves).
 pub fn run_sqlite3(db: &Path, script: &str) -> Output {
-    let mut child = Command::new("/usr/bin/sqlite3")
+    let mut shell = Command::new("/usr/bin/sqlite3");
+    shell.arg(db);
+    run_shell_script(shell, script)
+}
+
+/// Runs `shell` (a `sqlite3` with its arguments, or a command that runs one) from the
+/// repository's root, with `script` on its stdin.
+pub fn run_shell_script(mut shell: Command, script: &str) -> Output {
+    let mut child = shell
         .current_dir(sql::repo())
-        .arg(db)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -48,12 +48,14 @@ fn main() {
     let timings = run_shell(&db, &script);
     let process = process_startup(&jsbox, sqlite_js.as_deref(), if quick { 10 } else { 20 });
     let plugin_load = load_with_plugins(&jsbox, &plugins_db(&bench_dir, PLUGIN_ROWS), if quick { 3 } else { 5 });
+    let capped = capped_address_space(&db, &workloads, &jsbox, &seed, rounds);
     let engines = engines(&jsbox, sqlite_js.as_deref());
     let threads = threads(&db, &engines, rows, rounds);
     let memory = memory(&db, &engines, &jsbox, sqlite_js.as_deref(), rows);
     let load_after = loadavg();
 
     let mut results = report(&workloads, &timings, &process, &plugin_load, rows, rounds, &load_before, &load_after);
+    results["w13_capped_address_space"] = report_capped(&workloads, &capped);
     results["w7_threads"] = threads;
     results["w8_memory"] = memory;
     let path = bench_dir.join("results.json");
@@ -265,7 +267,11 @@ fn ensure_data(dir: &Path, rows: u64) -> PathBuf {
 
 /// Runs the script in one sqlite3 process; returns, per statement tag, the wall times.
 fn run_shell(db: &Path, script: &str) -> HashMap<String, Vec<Duration>> {
-    let out = jsbox_bench::run_sqlite3(db, script);
+    timings_of(jsbox_bench::run_sqlite3(db, script))
+}
+
+/// Per statement tag, the wall times a shell's `.timer` printed.
+fn timings_of(out: std::process::Output) -> HashMap<String, Vec<Duration>> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && out.stderr.is_empty(), "bench script failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut timings: HashMap<String, Vec<Duration>> = HashMap::new();
@@ -309,6 +315,38 @@ fn time_shells(cases: &[(&'static str, Vec<String>)], runs: usize) -> HashMap<&'
     times
 }
 
+/// W13: the address space capped by `ulimit -v` at this many KiB (8 GiB), where jsbox allocates
+/// each sandbox on demand and runs the bounds-checked guest.
+const CAPPED_KIB: u64 = 8 << 20;
+/// W13's workloads.
+const CAPPED_WORKLOADS: [&str; 3] = ["W2a", "W3", "W6"];
+
+/// W13: jsbox's forms of [`CAPPED_WORKLOADS`] in a shell with the pool and in one whose address
+/// space is capped, a process per round and mode, interleaved. Timings keyed `W2a/pool`,
+/// `W2a/capped`, ...
+fn capped_address_space(db: &Path, workloads: &[Workload], jsbox: &str, seed: &Path, rounds: usize) -> HashMap<String, Vec<Duration>> {
+    let chosen: Vec<&Workload> = workloads.iter().filter(|w| CAPPED_WORKLOADS.contains(&w.id)).collect();
+    let mut script = sql::setup(jsbox, None, seed);
+    script.push_str(".timer on\n");
+    for w in &chosen {
+        script.push_str(&format!(".print {}{}\n{}\n", sql::TAG, w.id, w.jsbox));
+    }
+    let mut timings: HashMap<String, Vec<Duration>> = HashMap::new();
+    for _ in 0..rounds {
+        for mode in ["pool", "capped"] {
+            let mut shell = Command::new("bash");
+            let cap = if mode == "capped" { CAPPED_KIB.to_string() } else { "unlimited".into() };
+            shell.args(["-c", r#"ulimit -v "$0" && exec /usr/bin/sqlite3 "$1""#, &cap, &db.display().to_string()]);
+            let out = jsbox_bench::run_shell_script(shell, &script);
+            assert!(out.status.success() && out.stderr.is_empty(), "W13 {mode}: {}", String::from_utf8_lossy(&out.stderr));
+            for (id, times) in timings_of(out) {
+                timings.entry(format!("{id}/{mode}")).or_default().extend(times);
+            }
+        }
+    }
+    timings
+}
+
 /// W11: rows in the plugin table of the database that `.load` registers.
 const PLUGIN_ROWS: u64 = 20_000;
 
@@ -338,6 +376,27 @@ fn load_with_plugins(jsbox: &str, db: &Path, runs: usize) -> HashMap<&'static st
         ("jsbox", vec![db.clone(), "-cmd".into(), format!(".load {jsbox}"), "SELECT count(*) FROM js_plugins".into(), last]),
     ];
     time_shells(&cases, runs)
+}
+
+/// W13's table: each workload with the pool and under the cap, and their ratio.
+fn report_capped(workloads: &[Workload], timings: &HashMap<String, Vec<Duration>>) -> serde_json::Value {
+    println!("\nW13 address space capped at {} GiB (ulimit -v: sandboxes allocated on demand, bounds-checked guest) vs the pool", CAPPED_KIB >> 20);
+    let mut rows = Vec::new();
+    for w in workloads.iter().filter(|w| CAPPED_WORKLOADS.contains(&w.id)) {
+        let get = |mode: &str| stat(timings.get(&format!("{}/{mode}", w.id)).map(Vec::as_slice).unwrap_or(&[]), w.per);
+        let (pool, capped) = (get("pool"), get("capped"));
+        let over = ratio(capped, pool);
+        println!(
+            "  {:<50} pool {:>30}  capped {:>30}  capped/pool {}",
+            format!("{} {} ({})", w.id, w.title, w.unit),
+            show(pool),
+            show(capped),
+            over.map_or("—".into(), |r| format!("{r:.2}"))
+        );
+        let us = |s: Option<Stat>| s.map(|s| s.median.as_secs_f64() * 1e6);
+        rows.push(serde_json::json!({ "workload": w.id, "pool_us": us(pool), "capped_us": us(capped), "capped_over_pool": over }));
+    }
+    serde_json::Value::Array(rows)
 }
 
 fn show(s: Option<Stat>) -> String {

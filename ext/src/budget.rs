@@ -16,10 +16,12 @@ use crate::error::CallError;
 /// The memory all of a connection's live sandboxes may hold together by default, in MiB.
 pub const DEFAULT_CONNECTION_MEMORY_MIB: u64 = 512;
 
-/// The most sandboxes one connection may hold at once: an eighth of the process's pool, and at
-/// least 16 (enough for any one statement's aggregate groups in practice).
+/// The most sandboxes one connection may hold at once: an eighth of the process's pool (of
+/// [`engine::POOL_SLOTS`] where sandboxes are allocated on demand), and at least 16 (enough for
+/// any one statement's aggregate groups in practice).
 pub fn sandbox_share() -> u32 {
-    (engine::pool_slots() / 8).max(16).min(engine::pool_slots())
+    let slots = engine::runtime().ok().and_then(|runtime| runtime.allocation.slots()).unwrap_or(engine::POOL_SLOTS);
+    (slots / 8).max(16).min(slots)
 }
 
 /// Runs `make`, which creates a sandbox; if the connection's budget refuses it, lets `free` give
@@ -99,6 +101,13 @@ impl Permit {
             self.memory_bytes += extra;
         }
         grown.is_ok()
+    }
+
+    /// Counts the sandbox's memory as `bytes` again, after a growth that was counted failed.
+    pub fn shrink(&mut self, bytes: u64) {
+        let released = self.memory_bytes.saturating_sub(bytes);
+        self.budget.memory_bytes.fetch_sub(released, Ordering::AcqRel);
+        self.memory_bytes -= released;
     }
 
     pub fn budget_mib(&self) -> u64 {

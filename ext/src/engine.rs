@@ -1,5 +1,7 @@
-//! Process-wide state, created once on first use: the wasmtime [`Engine`] (pooling allocator),
-//! the precompiled guest deserialized from the bytes embedded in this library, its
+//! Process-wide state, created once on first use: the wasmtime [`Engine`] and how it allocates
+//! sandboxes ([`Allocation`]: a pool reserved up front, or on demand where the address space is
+//! capped), the precompiled guest for that allocation deserialized from the bytes embedded in
+//! this library, its
 //! [`InstancePre`] with the WASI imports linked, and the epoch ticker thread that enforces time
 //! limits for every connection (started again in the child after `fork()`).
 
@@ -11,46 +13,133 @@ use std::thread::{self, Thread};
 use std::time::Duration;
 
 use wasmtime::{
-    Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
 };
 
 use crate::abi::GuestExports;
 use crate::code_memory::{InPlaceCode, PageAligned};
-use crate::engine_config;
+use crate::engine_config::{self, MemoryPlacement, RESERVED_GUARD_BYTES, RESERVED_MEMORY_BYTES};
 use crate::error::CallError;
 use crate::sandbox::HostState;
 use crate::wasi;
 
-/// The guest, Wizer-snapshotted and precompiled by `xtask snapshot` (see `ext/build.rs`); its
-/// code runs from here ([`crate::code_memory`]).
+/// The guest, Wizer-snapshotted and precompiled by `xtask snapshot` (see `ext/build.rs`), once
+/// per [`MemoryPlacement`]; the code of the one in use runs from here ([`crate::code_memory`]).
 static GUEST_CWASM: &PageAligned<[u8]> = &PageAligned(*include_bytes!(env!("JSBOX_GUEST_CWASM")));
+static GUEST_BOUNDED_CWASM: &PageAligned<[u8]> = &PageAligned(*include_bytes!(env!("JSBOX_GUEST_BOUNDED_CWASM")));
 
 /// How often the ticker advances the epoch: the resolution of time limits.
 pub const TICK: Duration = Duration::from_millis(10);
 
-/// Sandboxes (instances) that may be alive at once in the process. Slots cost address space,
-/// not memory, so the pool is sized generously; when it is full a call fails cleanly.
+/// Sandboxes (instances) that may be alive at once in the process when the address space is not
+/// capped. Slots cost address space, not memory, so the pool is sized generously; when it is
+/// full a call fails cleanly.
 pub const POOL_SLOTS: u32 = 1000;
 
-/// The pool size in effect: [`POOL_SLOTS`], or `JSBOX_POOL_SLOTS` from the environment where the
-/// address space is smaller than 4 GiB per slot allows (valgrind's, for `make leaks`).
-pub fn pool_slots() -> u32 {
-    static SLOTS: OnceLock<u32> = OnceLock::new();
-    *SLOTS.get_or_init(|| {
-        std::env::var("JSBOX_POOL_SLOTS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(POOL_SLOTS)
-    })
+/// A smaller pool than this is not worth its address space: a capped process then allocates
+/// each sandbox's memory on demand instead.
+const MIN_POOL_SLOTS: u32 = 64;
+
+/// Address space one pool slot reserves: its memory's 4 GiB range and the guard regions around it.
+const POOL_SLOT_ADDRESS_BYTES: u64 = RESERVED_MEMORY_BYTES + 2 * RESERVED_GUARD_BYTES;
+
+/// Room an on-demand memory maps beyond its size (address space, not memory): growing past it
+/// moves the memory, a copy of all of it. A 128th of what the process may map, so that a
+/// sandbox within the default memory limit (64 MiB) moves once at most under a cap of 8 GiB and
+/// never under 16 GiB, within these bounds.
+fn on_demand_growth_room(room: Option<u64>) -> u64 {
+    const LEAST: u64 = 16 << 20;
+    const MOST: u64 = 256 << 20;
+    room.map_or(MOST, |room| (room / 128).clamp(LEAST, MOST))
 }
 
-/// The largest memory limit a connection may set, in MiB: the size of a pool slot.
-pub const MAX_MEMORY_LIMIT_MIB: u64 = 4096;
+/// The largest memory limit a connection may set, in MiB: the 32-bit range (a pool slot).
+pub const MAX_MEMORY_LIMIT_MIB: u64 = RESERVED_MEMORY_BYTES >> 20;
 
 /// Memory a pool slot keeps mapped between instances, so that a fresh instance does not fault
 /// in the snapshot's pages again (measured: ~3× faster fresh worlds; see docs/performance.md).
 const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
+/// How the process's sandboxes get their memory; chosen once, when the runtime is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// A pool of `slots` instances reserved up front ([`MemoryPlacement::Reserved`]): the
+    /// fastest fresh instances, at 4 GiB of address space per slot.
+    Pool { slots: u32 },
+    /// Each instance maps its memory when it is made and unmaps it when dropped
+    /// ([`MemoryPlacement::Bounded`]): address space in proportion to the memory in use.
+    OnDemand,
+}
+
+impl Allocation {
+    /// The pool `JSBOX_POOL_SLOTS` asks for (`0`: none, allocate on demand); without it, a pool of
+    /// [`POOL_SLOTS`] where the address space is not capped, else of as many slots as fit in
+    /// half of what the process may still map, and none when that is fewer than
+    /// [`MIN_POOL_SLOTS`].
+    fn choose() -> Allocation {
+        let requested = std::env::var("JSBOX_POOL_SLOTS").ok().and_then(|v| v.trim().parse::<u32>().ok());
+        let slots = match (requested, address_space::room()) {
+            (Some(slots), _) => slots,
+            (None, None) => POOL_SLOTS,
+            (None, Some(room)) => u32::try_from(room / 2 / POOL_SLOT_ADDRESS_BYTES).unwrap_or(u32::MAX).min(POOL_SLOTS),
+        };
+        match slots {
+            0 => Allocation::OnDemand,
+            slots if requested.is_none() && slots < MIN_POOL_SLOTS => Allocation::OnDemand,
+            slots => Allocation::Pool { slots },
+        }
+    }
+
+    pub fn placement(self) -> MemoryPlacement {
+        match self {
+            Allocation::Pool { .. } => MemoryPlacement::Reserved,
+            Allocation::OnDemand => MemoryPlacement::Bounded,
+        }
+    }
+
+    /// Sandboxes that may be alive at once in the process (`None`: as many as the address space
+    /// holds).
+    pub fn slots(self) -> Option<u32> {
+        match self {
+            Allocation::Pool { slots } => Some(slots),
+            Allocation::OnDemand => None,
+        }
+    }
+
+    /// What `js_debug()` calls it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Allocation::Pool { .. } => "pool",
+            Allocation::OnDemand => "on-demand",
+        }
+    }
+
+    fn guest(self) -> &'static PageAligned<[u8]> {
+        match self.placement() {
+            MemoryPlacement::Reserved => GUEST_CWASM,
+            MemoryPlacement::Bounded => GUEST_BOUNDED_CWASM,
+        }
+    }
+
+    fn config(self) -> Config {
+        let mut config = engine_config::sandbox(self.placement());
+        match self {
+            Allocation::Pool { slots } => {
+                config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(slots)));
+            }
+            Allocation::OnDemand => {
+                config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+                config.memory_reservation_for_growth(on_demand_growth_room(address_space::room()));
+            }
+        }
+        config
+    }
+}
+
 /// Everything that is created once per process.
 pub struct Runtime {
     pub engine: Engine,
+    pub allocation: Allocation,
     pub pre: InstancePre<HostState>,
     pub exports: GuestExports,
     pub ticker: Ticker,
@@ -68,21 +157,25 @@ impl Runtime {
         // Every lazily made value of the call path is made here, once, not by a first call (a
         // fork during a first call must not leave one half made in the child).
         crate::sandbox::coarse_clock_resolution_ms();
-        let mut config = engine_config::sandbox();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
-        let in_place = InPlaceCode::supported();
-        if in_place {
-            config.with_custom_code_memory(Some(Arc::new(InPlaceCode)));
-        }
-        let engine = Engine::new(&config).map_err(internal("creating the engine"))?;
+        let (engine, allocation) = match Allocation::choose() {
+            // The pool's reservation is the one step that fails where the address space is
+            // smaller than this process measured (another thread mapped memory meanwhile, or
+            // `JSBOX_POOL_SLOTS` asked for too many): allocate on demand then.
+            Allocation::Pool { slots } => match engine(Allocation::Pool { slots }) {
+                Ok(engine) => (engine, Allocation::Pool { slots }),
+                Err(_) => (engine(Allocation::OnDemand)?, Allocation::OnDemand),
+            },
+            Allocation::OnDemand => (engine(Allocation::OnDemand)?, Allocation::OnDemand),
+        };
+        let guest = allocation.guest();
         // SAFETY: the bytes were produced by `Engine::precompile_module` of this same wasmtime
-        // version with `engine_config::sandbox()` (xtask), and are a read-only static that
-        // lives as long as the process.
+        // version with `engine_config::sandbox(allocation.placement())` (xtask), and are a
+        // read-only static that lives as long as the process.
         let module = unsafe {
-            if in_place {
-                Module::deserialize_raw(&engine, InPlaceCode::memory(GUEST_CWASM))
+            if InPlaceCode::supported() {
+                Module::deserialize_raw(&engine, InPlaceCode::memory(guest))
             } else {
-                Module::deserialize(&engine, &GUEST_CWASM.0)
+                Module::deserialize(&engine, &guest.0)
             }
         }
         .map_err(internal(concat!(
@@ -100,7 +193,7 @@ impl Runtime {
         wasi::fill_random(&mut [0; 8]).map_err(|e| CallError::Internal(format!("reading the OS's random source: {e}")))?;
         let ticker = Ticker::start(engine.clone())
             .map_err(|e| CallError::Internal(format!("starting the epoch thread: {e}")))?;
-        Ok(Runtime { engine, pre, exports, ticker })
+        Ok(Runtime { engine, allocation, pre, exports, ticker })
     }
 
     /// A fresh seed for `Math.random` in the next call, from the OS's CSPRNG: nothing a script
@@ -114,9 +207,9 @@ impl Runtime {
         u64::from_ne_bytes(seed)
     }
 
-    /// Size of the embedded precompiled guest, for `js_debug()`.
+    /// Size of the precompiled guest in use, for `js_debug()`.
     pub fn guest_bytes(&self) -> usize {
-        GUEST_CWASM.0.len()
+        self.allocation.guest().0.len()
     }
 }
 
@@ -125,9 +218,17 @@ fn internal(what: &'static str) -> impl Fn(wasmtime::Error) -> CallError {
     move |e| CallError::Internal(format!("{what}: {e}"))
 }
 
-fn pooling() -> PoolingAllocationConfig {
+/// The engine for `allocation`, running code in place where it can.
+fn engine(allocation: Allocation) -> Result<Engine, CallError> {
+    let mut config = allocation.config();
+    if InPlaceCode::supported() {
+        config.with_custom_code_memory(Some(Arc::new(InPlaceCode)));
+    }
+    Engine::new(&config).map_err(internal("creating the engine"))
+}
+
+fn pooling(slots: u32) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
-    let slots = pool_slots();
     pool.total_core_instances(slots)
         .total_memories(slots)
         .total_tables(slots)
@@ -139,6 +240,38 @@ fn pooling() -> PoolingAllocationConfig {
         // instead of the whole kept-resident range.
         .pagemap_scan(wasmtime::Enabled::Auto);
     pool
+}
+
+/// What the process may still map: `RLIMIT_AS` (`ulimit -v`) less what is mapped now.
+mod address_space {
+    /// Bytes the process may still map, or `None` when its address space is not capped.
+    #[cfg(target_os = "linux")]
+    pub fn room() -> Option<u64> {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes the struct it is given, which lives on this stack.
+        if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+            return None;
+        }
+        Some(limit.rlim_cur.saturating_sub(mapped_now()))
+    }
+
+    /// The process's mapped size (`VmSize`): the first field of /proc/self/statm, in pages.
+    #[cfg(target_os = "linux")]
+    fn mapped_now() -> u64 {
+        let pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|statm| statm.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let page_bytes = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        pages * page_bytes
+    }
+
+    /// Elsewhere the pool's reservation is tried, and its failure falls back to on demand.
+    #[cfg(not(target_os = "linux"))]
+    pub fn room() -> Option<u64> {
+        None
+    }
 }
 
 /// The single thread that advances the engine's epoch while calls are running. After a second

@@ -2,8 +2,10 @@
 //! precompiles the guest: a precompiled module only loads into an engine whose compilation
 //! settings match those it was compiled with, so both sides must build their `Config` here.
 //!
-//! A second profile (deterministic execution, fuel instead of wall-clock time) will be another
-//! function beside [`sandbox`], never settings scattered at call sites.
+//! The guest is precompiled twice, once per [`MemoryPlacement`]: where the process may reserve
+//! 4 GiB of address space per sandbox, the memory's bounds are enforced by guard pages and the
+//! code checks nothing; where it may not (`ulimit -v`), the code checks every access itself.
+//! Both are one setting each here, never settings scattered at call sites.
 
 use wasmtime::{Config, WasmFeatures};
 
@@ -13,9 +15,61 @@ use wasmtime::{Config, WasmFeatures};
 /// crash the process.
 pub const MAX_WASM_STACK: usize = 512 * 1024;
 
+/// How a sandbox's linear memory is laid out in the host's address space. The choice is compiled
+/// into the guest's code, so each placement has its own precompiled guest; the extension picks
+/// one when it starts (`ext/src/engine.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryPlacement {
+    /// Each memory reserves the whole 32-bit range (4 GiB) plus a guard region: every access
+    /// falls inside the reservation, and one outside the memory's size faults on an
+    /// inaccessible page, so the code carries no bounds checks. Costs 4 GiB of address space
+    /// (not memory) per sandbox.
+    Reserved,
+    /// Each memory maps only its current size (and some room to grow, moving when it outgrows
+    /// it); the code compares every access with the memory's size. Costs address space equal to
+    /// the memory used, for processes whose address space is capped.
+    Bounded,
+}
+
+impl MemoryPlacement {
+    /// Both placements, each with the file name of its precompiled guest.
+    pub const ALL: [(MemoryPlacement, &'static str); 2] =
+        [(MemoryPlacement::Reserved, "guest.cwasm"), (MemoryPlacement::Bounded, "guest.bounded.cwasm")];
+
+    /// What `js_debug()` calls it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryPlacement::Reserved => "reserved",
+            MemoryPlacement::Bounded => "bounded",
+        }
+    }
+}
+
+/// Address space the [`MemoryPlacement::Reserved`] placement reserves per memory: the 32-bit range.
+pub const RESERVED_MEMORY_BYTES: u64 = 1 << 32;
+/// The inaccessible region after a reserved memory, which catches accesses whose static offset
+/// takes them past the 4 GiB range (wasmtime's default on 64-bit hosts).
+pub const RESERVED_GUARD_BYTES: u64 = 32 << 20;
+/// The inaccessible region after a bounded memory: one wasm page, so that an access whose static
+/// offset is smaller needs only its index compared.
+const BOUNDED_GUARD_BYTES: u64 = 64 << 10;
+
 /// The settings shared by compilation (build tool) and execution (extension).
-pub fn sandbox() -> Config {
+pub fn sandbox(placement: MemoryPlacement) -> Config {
     let mut config = Config::new();
+    match placement {
+        MemoryPlacement::Reserved => {
+            config.memory_reservation(RESERVED_MEMORY_BYTES);
+            config.memory_guard_size(RESERVED_GUARD_BYTES);
+            config.guard_before_linear_memory(true);
+        }
+        MemoryPlacement::Bounded => {
+            config.memory_reservation(0);
+            config.memory_guard_size(BOUNDED_GUARD_BYTES);
+            config.guard_before_linear_memory(false);
+            config.memory_may_move(true);
+        }
+    }
     // The time limit: one process-wide thread bumps the epoch; each store sets a deadline.
     config.epoch_interruption(true);
     config.max_wasm_stack(MAX_WASM_STACK);

@@ -53,15 +53,28 @@ enum Stop {
     Interrupted,
 }
 
-/// The store's data: enforces the memory limit and remembers whether it refused to grow, so
-/// that an out-of-memory failure inside the guest is reported as the limit it is.
+/// Why a growth of a sandbox's memory failed during the current call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The sandbox's own memory limit.
+    Limit,
+    /// The connection's budget for all its sandboxes.
+    Budget,
+    /// The system, although both allowed it: the process could not map more (`ulimit -v`, or
+    /// the machine is out of memory). The system's reason.
+    System(String),
+}
+
+/// The store's data: enforces the memory limit and remembers why a growth failed, so that an
+/// out-of-memory failure inside the guest is reported as the limit it is.
 pub struct HostState {
     memory_limit_bytes: usize,
-    memory_refused: bool,
+    /// Why the last refused growth of the current call was refused.
+    refusal: Option<Refusal>,
+    /// The memory's size before the growth being made, to count it again if the growth fails.
+    size_before_growth: usize,
     /// This sandbox's place in the connection's budget (given back when the store drops).
     permit: Permit,
-    /// Set when the connection's budget refused a growth.
-    budget_refused: bool,
     /// When the current call's time limit runs out: wall-clock time from its start, in
     /// milliseconds of [`coarse_clock_ms`].
     deadline_ms: u64,
@@ -88,8 +101,7 @@ impl HostState {
 
     /// Arms the limits for a new call.
     fn start_call(&mut self, limits: &Limits) {
-        self.memory_refused = false;
-        self.budget_refused = false;
+        self.refusal = None;
         // One resolution more: the reading now may be late by one, the one at the end early.
         self.deadline_ms = coarse_clock_ms().saturating_add(limits.time_ms).saturating_add(coarse_clock_resolution_ms());
         self.stopped = None;
@@ -135,25 +147,34 @@ impl HostState {
     /// The limit that refused a growth during the current call, if one did: the connection's
     /// budget or the sandbox's own limit.
     fn memory_error(&self, limits: &Limits) -> Option<CallError> {
-        if self.budget_refused {
-            Some(CallError::ConnectionMemory(self.permit.budget_mib()))
-        } else if self.memory_refused {
-            Some(CallError::MemoryLimit(limits.memory_mib))
-        } else {
-            None
-        }
+        Some(match self.refusal.as_ref()? {
+            Refusal::Budget => CallError::ConnectionMemory(self.permit.budget_mib()),
+            Refusal::Limit => CallError::MemoryLimit(limits.memory_mib),
+            Refusal::System(reason) => CallError::SystemMemory(reason.clone()),
+        })
     }
 }
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_limit_bytes {
-            self.memory_refused = true;
+            self.refusal = Some(Refusal::Limit);
             return Ok(false);
         }
-        let within_budget = self.permit.grow(desired as u64);
-        self.budget_refused |= !within_budget;
-        Ok(within_budget)
+        if !self.permit.grow(desired as u64) {
+            self.refusal = Some(Refusal::Budget);
+            return Ok(false);
+        }
+        self.size_before_growth = current;
+        Ok(true)
+    }
+
+    /// A growth both limits allowed failed: the memory keeps its size, and the budget counts
+    /// that size again.
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.permit.shrink(self.size_before_growth as u64);
+        self.refusal = Some(Refusal::System(format!("{error:#}")));
+        Ok(())
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
@@ -234,9 +255,9 @@ impl Instance {
         let limits = limits.clone();
         let mut state = HostState {
             memory_limit_bytes: usize::try_from(limits.memory_mib << 20).unwrap_or(usize::MAX),
-            memory_refused: false,
+            refusal: None,
+            size_before_growth: 0,
             permit,
-            budget_refused: false,
             deadline_ms: 0,
             interrupt: limits.interrupt,
             stopped: None,
@@ -249,7 +270,7 @@ impl Instance {
         let _ticking = runtime.ticker.enter()?;
         let instance = match native_stack::on_guest_stack(|| runtime.pre.instantiate(&mut store)) {
             Ok(instance) => instance,
-            Err(e) => return Err(failure(e, store.data(), &limits)),
+            Err(e) => return Err(instantiation_failure(e, store.data(), &limits)),
         };
         match Guest::bind(&mut store, &instance, &runtime.exports) {
             Ok(guest) => Ok(Instance { store, guest, limits }),
@@ -297,6 +318,20 @@ impl Instance {
     }
 }
 
+/// Maps a failed instantiation to its cause: a limit or a full pool as for any call; otherwise
+/// the system refused to map the new sandbox's memory (the snapshot runs no code when
+/// instantiated, so nothing else fails there).
+fn instantiation_failure(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallError {
+    let system_refused = error.downcast_ref::<Trap>().is_none()
+        && error.downcast_ref::<PoolConcurrencyLimitError>().is_none()
+        && state.memory_error(limits).is_none();
+    if system_refused {
+        CallError::SystemMemory(format!("{error:#}"))
+    } else {
+        failure(error, state, limits)
+    }
+}
+
 /// Maps a trap or host error to the limit or fault it stands for.
 fn failure(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallError {
     if let Some(trap) = error.downcast_ref::<Trap>() {
@@ -313,7 +348,8 @@ fn failure(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallEr
         return error;
     }
     if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-        return CallError::PoolExhausted(engine::pool_slots());
+        let slots = engine::runtime().ok().and_then(|runtime| runtime.allocation.slots());
+        return CallError::PoolExhausted(slots.unwrap_or(0));
     }
     match error.downcast_ref::<Trap>() {
         Some(trap) => CallError::Trap(trap.to_string()),

@@ -4,8 +4,9 @@
 //!  1. runs the guest's `wizer-initialize` under Wizer, so that the QuickJS runtime and context
 //!     exist in the snapshot's memory (`<out-dir>/guest.wizer.wasm`);
 //!  2. precompiles that snapshot with the extension's exact engine settings
-//!     (`ext/src/engine_config.rs`) into `<out-dir>/guest.cwasm`, which the extension embeds, so
-//!     that loading jsbox never compiles WebAssembly; for an explicit target (by default this
+//!     (`ext/src/engine_config.rs`), once per memory placement, into `<out-dir>/guest.cwasm` and
+//!     `<out-dir>/guest.bounded.cwasm`, which the extension embeds, so that loading jsbox never
+//!     compiles WebAssembly; for an explicit target (by default this
 //!     machine's architecture on Linux) and CPU baseline (by default [`baseline_cpu`]), never for
 //!     the build machine's own CPU: the artifact runs on every CPU that has the baseline, and
 //!     wasmtime refuses it, with an error, on one that does not. `<out-dir>/guest.target` records
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use engine_config::MemoryPlacement;
 use wasmtime::{Engine, Linker, Store};
 use wasmtime_wizer::Wizer;
 
@@ -79,8 +81,8 @@ impl Target {
     }
 
     /// The extension's settings, compiling for this target and CPU and not for this machine.
-    fn config(&self) -> wasmtime::Result<wasmtime::Config> {
-        let mut config = engine_config::sandbox();
+    fn config(&self, placement: MemoryPlacement) -> wasmtime::Result<wasmtime::Config> {
+        let mut config = engine_config::sandbox(placement);
         config.target(&self.triple)?;
         if !self.cpu.is_empty() {
             // SAFETY: a CPU preset only selects the instructions the code may use; wasmtime
@@ -110,20 +112,23 @@ fn snapshot(guest: &Path, out_dir: &Path, target: &Target) -> wasmtime::Result<(
         started.elapsed()
     );
 
-    let started = Instant::now();
-    let engine = Engine::new(&target.config()?)?;
-    let precompiled = engine.precompile_module(&snapshot)?;
-    let cwasm_path: PathBuf = out_dir.join("guest.cwasm");
-    write_if_changed(&cwasm_path, &precompiled)?;
     let cpu = if target.cpu.is_empty() { "baseline" } else { &target.cpu };
+    for (placement, file_name) in MemoryPlacement::ALL {
+        let started = Instant::now();
+        let engine = Engine::new(&target.config(placement)?)?;
+        let precompiled = engine.precompile_module(&snapshot)?;
+        let cwasm_path: PathBuf = out_dir.join(file_name);
+        write_if_changed(&cwasm_path, &precompiled)?;
+        println!(
+            "xtask: precompiled {} ({} bytes) for {} ({cpu}), {} memory, in {:.1?}",
+            cwasm_path.display(),
+            precompiled.len(),
+            target.triple,
+            placement.name(),
+            started.elapsed()
+        );
+    }
     write_if_changed(&out_dir.join("guest.target"), format!("{} {cpu}\n", target.triple).as_bytes())?;
-    println!(
-        "xtask: precompiled {} ({} bytes) for {} ({cpu}) in {:.1?}",
-        cwasm_path.display(),
-        precompiled.len(),
-        target.triple,
-        started.elapsed()
-    );
     Ok(())
 }
 

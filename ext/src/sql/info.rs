@@ -57,7 +57,11 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
             "not available: this SQLite has no sqlite3_is_interrupted (3.41 and later)"
         },
         "wasm_stack_bytes": crate::engine_config::MAX_WASM_STACK,
-        "pool_slots": engine::pool_slots(),
+        // How sandboxes get their memory: a pool reserved up front, or on demand where the
+        // address space is capped (docs/hosts.md).
+        "allocator": runtime.allocation.name(),
+        "pool_slots": runtime.allocation.slots(),
+        "memory_placement": runtime.allocation.placement().name(),
         "connection_sandboxes_max": crate::budget::sandbox_share(),
         "connection_sandboxes": limits.budget.sandboxes(),
         "connection_memory_mb": limits.budget.memory_mib(),
