@@ -50,8 +50,8 @@ pub enum CallError {
     /// The connection's live sandboxes together would exceed its memory budget.
     #[error("the connection's memory budget of {0} MiB for all its sandboxes is spent (js_config('connection_memory_mb'))")]
     ConnectionMemory(u64),
-    /// The connection holds as many sandboxes as its share of the process's pool allows.
-    #[error("the connection already holds {0} sandboxes, its share of the process's pool; finish other statements first")]
+    /// The connection holds as many sandboxes as one connection may (an eighth of the pool).
+    #[error("the connection already holds {0} sandboxes, the most one connection may hold at once; finish other statements first")]
     SandboxShare(u32),
     /// One row of arguments is larger than a sandbox may hold.
     #[error("a row of {row_mib} MiB of arguments cannot fit the memory limit of {limit_mib} MiB")]
