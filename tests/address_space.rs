@@ -126,8 +126,30 @@ fn memory_the_process_cannot_map_is_an_error() {
     assert_eq!(run.stdout.lines().collect::<Vec<_>>(), ["4096", "20000", "42"]);
 }
 
-/// Many connections and threads of a Python host capped at 1 GiB.
+/// A value of `JSBOX_POOL_SLOTS` that is not a number is an error that names it, not a silent
+/// default (an empty one is as if unset).
+#[test]
+fn a_bad_pool_slots_setting_is_an_error() {
+    for bad in ["abc", "-1", "1e3", "4 GiB"] {
+        let run = capped_shell(None, &[("JSBOX_POOL_SLOTS", bad)], "SELECT js_eval('6 * 7');");
+        assert!(
+            run.stderr.contains(&format!("js_eval: internal error: JSBOX_POOL_SLOTS must be a number of pool slots (0: none, allocate on demand), not {bad:?}")),
+            "{bad:?}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// Many connections, statements that hold sandboxes, and threads, in a Python host capped at
+/// 1 GiB.
 #[test]
 fn a_capped_python_host_fills_its_address_space_without_crashing() {
     python_helper("address_space_host.py", Duration::from_secs(180));
+}
+
+/// The very end of a capped address space: loading and calls fail with errors, and jsbox works
+/// again once the process has unmapped what it held.
+#[test]
+fn at_the_end_of_the_address_space_calls_fail_cleanly_and_recover() {
+    python_helper("address_space_edge_host.py", Duration::from_secs(300));
 }

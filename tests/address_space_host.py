@@ -1,8 +1,9 @@
 """jsbox in a Python host whose address space is capped at 1 GiB (as `ulimit -v` does in
-containers, shared hosting and HPC): sandboxes are allocated on demand, and a host that opens
-more connections, each holding a plugin's world, than its address space holds gets a clear error
-for the connection that does not fit, never a crash; the address space comes back when
-connections close, and threads computing at the same time get exact results.
+containers, shared hosting and HPC): sandboxes are allocated on demand, as many as fit in half of
+the address space; more connections with plugins than that all compute (kept worlds are bounded
+in the process), statements that hold every sandbox make the next call fail clearly until they
+finish, a sandbox that grows past the address space gets the system's refusal, and threads
+computing at the same time get exact results.
 
 Run by tests/address_space.rs with Debian's /usr/bin/python3 and the extension's path; prints
 `N passed, N failed` last."""
@@ -22,8 +23,8 @@ resource.setrlimit(resource.RLIMIT_AS, (CAP, CAP))
 
 extension = sys.argv[1]
 REFUSED = "the system refused the sandbox more memory (mmap failed"
-# More than 1 GiB holds: each connection keeps a sandbox of ~18 MiB of address space.
-MAX_CONNECTIONS = 200
+# More connections than the process may hold sandboxes (~25 under 1 GiB).
+MAX_CONNECTIONS = 100
 checks = Checks(verbose=True)
 check = checks.check
 
@@ -51,35 +52,47 @@ first = connect()
 debug = json.loads(value(first, "SELECT js_debug()"))
 check("on demand", (debug["allocator"], debug["memory_placement"]) == ("on-demand", "bounded"), debug["allocator"])
 
-# Connections until one does not fit: each keeps its scalar plugin's world.
-conns, refusal = [], None
+most = debug["sandboxes_max"]
+check("the process may hold some sandboxes, not a pool's thousand", 10 <= most < 1000, f"sandboxes_max {most}")
+
+# More connections than the process may hold sandboxes, each calling a scalar plugin: worlds are
+# kept up to half of the process's most, the others computed in fresh worlds; all compute.
+conns = []
 for i in range(MAX_CONNECTIONS):
     conn = connect()
+    conn.execute("SELECT js_plugins_init()")
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('twice', 'scalar', 'function main(x) { return 2 * x }')")
+    conns.append(conn)
+wrong = [i for i, conn in enumerate(conns) for x in (i, i + 1) if value(conn, "SELECT twice(?)", x) != 2 * x]
+check(f"{MAX_CONNECTIONS} connections with a plugin each compute", not wrong, f"wrong in {wrong[:5]}")
+kept = sum(json.loads(value(conn, "SELECT js_debug() ->> 'plugins'"))["kept_worlds"] for conn in conns)
+check("the worlds kept in the process are at most half of its most", 0 < kept <= most // 2, f"{kept} kept, most {most}")
+
+# Statements that hold sandboxes open (aggregate groups) take what the process may hold: the
+# next one gets a clear error, and once they finish, it computes.
+# A window function's partition keeps its world until the partition's last row is read.
+tally = "function init() { return 0 } function step(s) { return s + 1 } function inverse(s) { return s - 1 } function final(s) { return s }"
+columns = ", ".join(f"tally(value + {i}) OVER w" for i in range(debug["connection_sandboxes_max"] - 1))
+holding = f"SELECT {columns} FROM (SELECT 1 AS value UNION ALL SELECT 2) WINDOW w AS (ORDER BY value ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+for conn in conns[:8]:
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('tally', 'window', ?)", (tally,))
+holders, refusal = [], None
+for conn in conns[:8]:
     try:
-        conn.execute("SELECT js_plugins_init()")
-        conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('twice', 'scalar', 'function main(x) { return 2 * x }')")
-        got = value(conn, "SELECT twice(?)", i)
+        cursor = conn.execute(holding)
+        cursor.fetchone()
+        holders.append(cursor)
     except sqlite3.OperationalError as e:
         refusal = str(e)
-        conn.close()
         break
-    if got != 2 * i:
-        check(f"connection {i} computes", False, got)
-    conns.append(conn)
-check("the address space runs out before 200 connections", refusal is not None, f"after {len(conns)} connections")
-check("the connection that does not fit gets the system's refusal", refusal is not None and REFUSED in refusal, refusal)
-check("connections that fit compute", len(conns) > 10, f"{len(conns)} connections")
-check("those before it still compute", all(value(c, "SELECT twice(21)") == 42 for c in conns), "twice(21)")
-
-# Closing connections gives their sandboxes' address space back.
-for conn in conns[len(conns) // 2 :]:
+check("a statement past the process's most is refused", refusal is not None and refusal.startswith("tally: too many sandboxes in use at once in this process"), f"{refusal} after {len(holders)} statements")
+for cursor in holders:
+    cursor.fetchall()
+check("and computes once the others finish", conns[len(holders)].execute(holding).fetchall() == [(2,) * (holding.count("tally("))] * 2, "tally")
+for conn in conns:
     conn.close()
-conns = conns[: len(conns) // 2]
-again = connect()
-again.execute("SELECT js_plugins_init()")
-again.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('twice', 'scalar', 'function main(x) { return 2 * x }')")
-check("after closing half, a new connection computes", value(again, "SELECT twice(21)") == 42, "twice(21)")
 
+again = connect()
 # A sandbox that may grow past what the process can map.
 again.execute("SELECT js_config('memory_limit_mb', 4096)").fetchone()
 again.execute("SELECT js_config('time_limit_ms', 20000)").fetchone()
@@ -88,7 +101,7 @@ check("growth past the address space is the system's refusal", message.startswit
 check("and the connection goes on", value(again, "SELECT js_eval('6 * 7')") == 42, "6 * 7")
 
 # Threads computing at once, each on its own connection (and its thread's stack).
-for conn in conns + [again, first]:
+for conn in (again, first):
     conn.close()
 POINTS = [(-33.9 + i * 0.0009, 151.2 + i * 0.0011) for i in range(500)]
 

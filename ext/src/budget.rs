@@ -1,11 +1,12 @@
 //! What one connection's sandboxes may hold together, beyond each sandbox's own limit: memory
 //! summed over every live sandbox of the connection (calls, aggregate groups, kept scalar
-//! worlds), and a share of the process's instance pool, so that no connection can take memory
-//! or slots from the others.
+//! worlds), and a share of the sandboxes the process may hold, so that no connection can take
+//! memory or sandboxes from the others; and the process's own count of live sandboxes, within
+//! `Runtime::sandboxes_max` (the pool's slots, or what fits in the address space).
 //!
 //! A [`Budget`] belongs to a connection; each live sandbox holds a [`Permit`] from it, which
-//! counts the sandbox and its linear memory (wasmtime asks before every growth, and at
-//! creation) and gives both back when the sandbox is dropped.
+//! counts the sandbox (in the connection and in the process) and its linear memory (wasmtime
+//! asks before every growth, and at creation) and gives both back when the sandbox is dropped.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,19 +17,33 @@ use crate::error::CallError;
 /// The memory all of a connection's live sandboxes may hold together by default, in MiB.
 pub const DEFAULT_CONNECTION_MEMORY_MIB: u64 = 512;
 
-/// The most sandboxes one connection may hold at once: an eighth of the process's pool (of
-/// [`engine::POOL_SLOTS`] where sandboxes are allocated on demand), and at least 16 (enough for
-/// any one statement's aggregate groups in practice).
-pub fn sandbox_share() -> u32 {
-    let slots = engine::runtime().ok().and_then(|runtime| runtime.allocation.slots()).unwrap_or(engine::POOL_SLOTS);
-    (slots / 8).max(16).min(slots)
+/// Sandboxes alive in the process now, of every connection.
+static PROCESS_SANDBOXES: AtomicU32 = AtomicU32::new(0);
+
+/// The most sandboxes the process may hold at once.
+fn process_sandboxes_max() -> u32 {
+    engine::runtime().map_or(crate::allocation::POOL_SLOTS, |runtime| runtime.sandboxes_max)
 }
 
-/// Runs `make`, which creates a sandbox; if the connection's budget refuses it, lets `free` give
-/// back what can be given (kept scalar worlds) and, if it gave anything, runs `make` once more.
+/// The most sandboxes one connection may hold at once: an eighth of what the process may hold,
+/// and at least 16 (enough for any one statement's aggregate groups in practice) where the
+/// process may hold that many.
+pub fn sandbox_share() -> u32 {
+    let most = process_sandboxes_max();
+    (most / 8).max(16).min(most)
+}
+
+/// Takes one of the process's sandboxes, within `most`; false if all are taken.
+fn take_one(count: &AtomicU32, most: u32) -> bool {
+    count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < most).then_some(n + 1)).is_ok()
+}
+
+/// Runs `make`, which creates a sandbox; if the connection's budget, the process's most or the
+/// system refuses it, lets `free` give back what the connection can give (its kept scalar worlds)
+/// and, if it gave anything, runs `make` once more.
 pub fn with_room<T>(mut make: impl FnMut() -> Result<T, CallError>, free: impl FnOnce() -> bool) -> Result<T, CallError> {
     match make() {
-        Err(e) if e.is_budget() && free() => make(),
+        Err(e) if e.may_be_relieved() && free() => make(),
         other => other,
     }
 }
@@ -69,14 +84,18 @@ impl Budget {
         self.sandboxes.load(Ordering::Relaxed)
     }
 
-    /// Admits one more sandbox, within the connection's share of the pool.
+    /// Admits one more sandbox, within the connection's share and the process's most.
     pub fn admit(self: &Arc<Self>) -> Result<Permit, CallError> {
         let share = sandbox_share();
-        let admitted = self.sandboxes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < share).then_some(n + 1));
-        match admitted {
-            Ok(_) => Ok(Permit { budget: Arc::clone(self), memory_bytes: 0 }),
-            Err(_) => Err(CallError::SandboxShare(share)),
+        if !take_one(&self.sandboxes, share) {
+            return Err(CallError::SandboxShare(share));
         }
+        let most = process_sandboxes_max();
+        if !take_one(&PROCESS_SANDBOXES, most) {
+            self.sandboxes.fetch_sub(1, Ordering::AcqRel);
+            return Err(CallError::PoolExhausted(most));
+        }
+        Ok(Permit { budget: Arc::clone(self), memory_bytes: 0 })
     }
 }
 
@@ -129,6 +148,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         self.budget.memory_bytes.fetch_sub(self.memory_bytes, Ordering::AcqRel);
         self.budget.sandboxes.fetch_sub(1, Ordering::AcqRel);
+        PROCESS_SANDBOXES.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -52,7 +52,7 @@ pub const RESERVED_MEMORY_BYTES: u64 = 1 << 32;
 pub const RESERVED_GUARD_BYTES: u64 = 32 << 20;
 /// The inaccessible region after a bounded memory: one wasm page, so that an access whose static
 /// offset is smaller needs only its index compared.
-const BOUNDED_GUARD_BYTES: u64 = 64 << 10;
+pub const BOUNDED_GUARD_BYTES: u64 = 64 << 10;
 
 /// The settings shared by compilation (build tool) and execution (extension).
 pub fn sandbox(placement: MemoryPlacement) -> Config {

@@ -44,8 +44,8 @@ pub enum CallError {
     /// A stored plugin is missing, misdeclared or unusable as asked.
     #[error("{0}")]
     Plugin(#[from] PluginError),
-    /// Every sandbox slot of the process is in use.
-    #[error("too many sandboxes in use at once ({0}); try again when other statements finish")]
+    /// The process holds as many sandboxes as it may (`js_debug()`'s `sandboxes_max`).
+    #[error("too many sandboxes in use at once in this process ({0}); try again when other statements finish")]
     PoolExhausted(u32),
     /// The connection's live sandboxes together would exceed its memory budget.
     #[error("the connection's memory budget of {0} MiB for all its sandboxes is spent (js_config('connection_memory_mb'))")]
@@ -190,9 +190,13 @@ impl CallError {
         matches!(self, CallError::Exception(_) | CallError::MemoryLimit(_) | CallError::Trap(_))
     }
 
-    /// Whether the connection's budget (memory or sandboxes) refused this.
-    pub fn is_budget(&self) -> bool {
-        matches!(self, CallError::ConnectionMemory(_) | CallError::SandboxShare(_))
+    /// Whether this refusal may go away when the connection gives back the sandboxes it keeps:
+    /// its budget (memory or sandboxes), the process's most, or the system's refusal of memory.
+    pub fn may_be_relieved(&self) -> bool {
+        matches!(
+            self,
+            CallError::ConnectionMemory(_) | CallError::SandboxShare(_) | CallError::PoolExhausted(_) | CallError::SystemMemory(_)
+        )
     }
 
     /// The rusqlite error that makes SQLite report this error for `function`.

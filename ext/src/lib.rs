@@ -20,6 +20,7 @@ pub mod abi;
 pub mod bounded_cache;
 pub mod budget;
 pub mod code_memory;
+pub mod allocation;
 pub mod engine;
 pub mod engine_config;
 pub mod error;

@@ -251,6 +251,7 @@ impl Instance {
     /// A fresh instance of the pre-initialized snapshot.
     pub fn new(limits: &Limits) -> Result<Self, CallError> {
         let runtime = engine::runtime()?;
+        engine::prepare_thread()?;
         let permit = limits.budget.admit()?;
         let limits = limits.clone();
         let mut state = HostState {
@@ -282,6 +283,7 @@ impl Instance {
     /// errors the guest reports after a refused growth to the limit that refused it.
     pub fn run<R>(&mut self, f: impl FnOnce(&Guest, &mut Store<HostState>) -> GuestResult<Result<R, CallError>>) -> Result<R, CallError> {
         let runtime = engine::runtime()?;
+        engine::prepare_thread()?;
         self.store.data_mut().start_call(&self.limits);
         self.store.set_epoch_deadline(1);
         let _ticking = runtime.ticker.enter()?;
@@ -348,8 +350,7 @@ fn failure(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallEr
         return error;
     }
     if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-        let slots = engine::runtime().ok().and_then(|runtime| runtime.allocation.slots());
-        return CallError::PoolExhausted(slots.unwrap_or(0));
+        return CallError::PoolExhausted(engine::runtime().map_or(0, |runtime| runtime.sandboxes_max));
     }
     match error.downcast_ref::<Trap>() {
         Some(trap) => CallError::Trap(trap.to_string()),

@@ -36,7 +36,7 @@ fn js_eval(session: &Session, ctx: &Context<'_>) -> Result<SqlValue, CallError> 
     let outcome = session.with_room(|| {
         let outcome = ScriptCache::eval(&session.scripts, &limits, script, input)?;
         match outcome.value {
-            Err(e) if e.is_budget() => Err(e),
+            Err(e) if e.may_be_relieved() => Err(e),
             _ => Ok(outcome),
         }
     });

@@ -59,9 +59,11 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
         "wasm_stack_bytes": crate::engine_config::MAX_WASM_STACK,
         // How sandboxes get their memory: a pool reserved up front, or on demand where the
         // address space is capped (docs/hosts.md).
-        "allocator": runtime.allocation.name(),
-        "pool_slots": runtime.allocation.slots(),
-        "memory_placement": runtime.allocation.placement().name(),
+        "allocator": runtime.plan.allocation.name(),
+        "allocation_reason": runtime.plan.reason,
+        "pool_slots": runtime.plan.allocation.pool_slots(),
+        "memory_placement": runtime.plan.allocation.placement().name(),
+        "sandboxes_max": runtime.sandboxes_max,
         "connection_sandboxes_max": crate::budget::sandbox_share(),
         "connection_sandboxes": limits.budget.sandboxes(),
         "connection_memory_mb": limits.budget.memory_mib(),

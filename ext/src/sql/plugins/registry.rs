@@ -12,6 +12,7 @@
 //! lock, and hand them in. So nothing that SQL can call back into ever waits on this lock.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use jsbox_abi::fnv::FnvBuildHasher;
@@ -105,6 +106,30 @@ struct KeptWorld {
     world: World,
     /// Its memory when last measured.
     memory_bytes: u64,
+    /// Its place among the worlds the process keeps.
+    _kept: KeptInProcess,
+}
+
+/// Scalar plugins' worlds kept by all connections of the process together, at most half of the
+/// sandboxes the process may hold: idle connections' kept worlds never take every sandbox from
+/// the others.
+static PROCESS_KEPT_WORLDS: AtomicU32 = AtomicU32::new(0);
+
+/// One kept world's place in [`PROCESS_KEPT_WORLDS`], given back when the world is dropped.
+struct KeptInProcess(());
+
+impl KeptInProcess {
+    fn take() -> Option<KeptInProcess> {
+        let most = crate::engine::runtime().map_or(0, |runtime| runtime.sandboxes_max / 2);
+        let taken = PROCESS_KEPT_WORLDS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < most).then_some(n + 1));
+        taken.ok().map(|_| KeptInProcess(()))
+    }
+}
+
+impl Drop for KeptInProcess {
+    fn drop(&mut self) {
+        PROCESS_KEPT_WORLDS.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Entry {
@@ -301,8 +326,17 @@ impl Registry {
         while self.kept_worlds() >= KEPT_WORLDS {
             self.evict_least_recently_used_world(name);
         }
+        // Where the process keeps as many worlds as it may, this connection gives up its own
+        // least recently used ones first; if it has none, this call's world is not kept.
+        let kept = loop {
+            match KeptInProcess::take() {
+                Some(kept) => break kept,
+                None if self.evict_least_recently_used_world(name) => continue,
+                None => return World::main(&mut { world }, args),
+            }
+        };
         if let Some(entry) = self.entries.get_mut(name) {
-            entry.world = Some(KeptWorld { world, memory_bytes: 0 });
+            entry.world = Some(KeptWorld { world, memory_bytes: 0, _kept: kept });
         }
         self.run_kept(name, args)
     }
