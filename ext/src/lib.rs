@@ -6,7 +6,8 @@
 //! registers the SQL functions of [`sql`] on the connection. One process serves one SQLite
 //! library: a second library's load is refused.
 //!
-//! Module map: [`engine`] (process-wide engine, module, epoch ticker) · [`code_memory`] (the
+//! Module map: [`engine`] (process-wide engine, module, epoch ticker) · [`allocation`] (a pool,
+//! or sandboxes on demand where the address space is capped) · [`code_memory`] (the
 //! guest's code runs from this library's pages) · [`engine_config`] (the
 //! one wasmtime configuration) · [`sandbox`] (one call in a fresh instance, limits, errors) ·
 //! [`script_cache`] (js_eval scripts' bytecode per connection) · [`plugin`] (stored plugins:
@@ -17,10 +18,10 @@
 //! (the SQL surface) · [`error`] (the error type).
 
 pub mod abi;
+pub mod allocation;
 pub mod bounded_cache;
 pub mod budget;
 pub mod code_memory;
-pub mod allocation;
 pub mod engine;
 pub mod engine_config;
 pub mod error;
