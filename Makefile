@@ -21,7 +21,7 @@ export JSBOX_GUEST_DIR := $(GUEST_DIR)
 # The extension under test, without its suffix, as `.load` and load_extension take it.
 export JSBOX_EXT := $(basename $(EXT))
 
-.PHONY: all deps build guest-aarch64 demo test test-unit test-e2e bench bench-quick bench-sandbox soak leaks fuzz fixtures clean FORCE
+.PHONY: all deps build guest-aarch64 demo test test-unit test-e2e bench bench-quick bench-sandbox soak leaks fuzz fixtures dist test-dist clean FORCE
 
 all: build
 
@@ -92,7 +92,20 @@ soak: build
 fixtures:
 	python3 fixtures/generate.py
 
+# Release packages into dist/ (docs/install.md): the extension for x86-64 and AArch64 linked
+# against glibc 2.28 and gated (packaging/check_artifact.py), the wheels for PyPI (sqlite-jsbox,
+# datasette-sqlite-jsbox, sqlite-utils-sqlite-jsbox), the npm packages, the release tarballs
+# and checksums.txt.
+dist:
+	bash scripts/dist.sh
+
+# Each package of dist/ installed the way a user would, and used (tests/dist/test_dist.py):
+# prints `N passed, N failed`.
+test-dist: dist
+	bash tests/dist/run.sh
+
 clean:
 	$(CARGO) clean
+	rm -rf dist
 
 FORCE:

@@ -1,5 +1,5 @@
 //! A host whose visitors type the SQL: the real Datasette (from PyPI, in the venv `make deps`
-//! prepares) with the plugin of `tests/datasette/jsbox_host.py`, which sets jsbox's ceilings on
+//! prepares) with the plugin `datasette-sqlite-jsbox` (`packaging/datasette`), which sets jsbox's ceilings on
 //! every connection and locks them. Visitors' requests (`datasette --get`) compute with jsbox,
 //! hit Datasette's own time limit inside a call, and cannot raise a limit, unlock, or run the
 //! database's stored plugins; a metadata file that turns stored plugins on is obeyed.
@@ -29,7 +29,7 @@ fn visit(db: &PathBuf, sql: &str, extra: &[&str]) -> serde_json::Value {
         .current_dir(repo_root())
         .env("JSBOX_EXT", extension_path())
         .arg(db)
-        .args(["--plugins-dir", "tests/datasette", "--setting", "sql_time_limit_ms", "300"])
+        .args(["--plugins-dir", "packaging/datasette/datasette_sqlite_jsbox", "--setting", "sql_time_limit_ms", "300"])
         .args(extra)
         .args(["--get", &format!("/{}.json?sql={query}&_shape=objects", db.file_stem().unwrap().to_string_lossy())])
         .output()
@@ -88,7 +88,7 @@ fn visitors_compute_but_cannot_loosen_the_hosts_ceilings() {
 fn the_host_can_turn_stored_plugins_on() {
     let db = database("plugins-on");
     let metadata = std::env::temp_dir().join(format!("jsbox-hosts-{}-metadata.json", std::process::id()));
-    std::fs::write(&metadata, r#"{"plugins": {"jsbox-host": {"stored_plugins": true}}}"#).unwrap();
+    std::fs::write(&metadata, r#"{"plugins": {"datasette-sqlite-jsbox": {"stored_plugins": true}}}"#).unwrap();
     let metadata = metadata.display().to_string();
     assert_eq!(first_value(&visit(&db, "SELECT stored() AS v", &["--metadata", &metadata])), serde_json::json!(7));
     let _ = std::fs::remove_file(db);

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make dist`: the release build of the extension for x86-64 and AArch64, linked against glibc
+# 2.28 by cargo-zigbuild (zig's linker and glibc stubs, from PyPI), gated, then every package
+# built from it into dist/ (packaging/dist.py). Idempotent; installs what it needs
+# (scripts/install-dist-deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+DIST=$ROOT/dist
+GLIBC=2.28
+
+bash scripts/install-dist-deps.sh
+export PATH="$TARGET_DIR/dist-venv/bin:$PATH"
+# libsqlite3-sys asks pkg-config for a system SQLite even for a loadable extension, which links
+# none; zig's linker would then look for one in its own sysroot.
+export PKG_CONFIG=false
+# Stripped by the linker, for both architectures.
+export CARGO_PROFILE_RELEASE_STRIP=symbols
+
+mkdir -p "$DIST"
+make build guest-aarch64
+for arch in x86_64 aarch64; do
+  guest_dir=$TARGET_DIR/jsbox
+  [ "$arch" = aarch64 ] && guest_dir=$TARGET_DIR/jsbox-aarch64
+  JSBOX_GUEST_DIR=$guest_dir cargo-zigbuild build --release -p jsbox --target "$arch-unknown-linux-gnu.$GLIBC"
+  out=$DIST/loadable/linux-$arch
+  mkdir -p "$out"
+  cp "$TARGET_DIR/$arch-unknown-linux-gnu/release/libjsbox.so" "$out/jsbox0.so"
+  python3 packaging/check_artifact.py "$out/jsbox0.so" "$arch"
+done
+python3 packaging/dist.py "$DIST"
