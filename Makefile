@@ -56,7 +56,7 @@ test: test-unit test-e2e
 # Unit tests of the shared ABI, the extension's pure modules and the guest's helpers (on the
 # host target).
 test-unit: build
-	$(CARGO) test --release -p jsbox-abi -p jsbox
+	$(CARGO) test --release -p jsbox-abi -p sqlite-jsbox --features sqlite-jsbox/loadable_extension
 	$(CARGO) test --release -p jsbox-guest
 
 # End to end: rusqlite (bundled, newer SQLite) loads the built library; the real
@@ -69,13 +69,13 @@ test-e2e: build
 # sqlite3 process: 1,000,000 rows (bench) or 10,000 (bench-quick); then the sandbox's own costs.
 bench: build
 	$(CARGO) run --release -p jsbox-bench
-	$(CARGO) bench -p jsbox --bench sandbox
+	$(CARGO) bench -p sqlite-jsbox --features loadable_extension --bench sandbox
 
 bench-quick: build
 	$(CARGO) run --release -p jsbox-bench -- --quick
 
 bench-sandbox: build
-	$(CARGO) bench -p jsbox --bench sandbox
+	$(CARGO) bench -p sqlite-jsbox --features loadable_extension --bench sandbox
 
 # The property-based fuzzing of tests/fuzz.rs, long: 20,000 cases per property (make test: 256).
 fuzz: build

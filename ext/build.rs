@@ -1,14 +1,23 @@
-//! Locates the precompiled guest that `xtask snapshot` produced (the Makefile runs it first) and
-//! records the versions `js_debug()` reports.
+//! Locates the precompiled guest that `xtask snapshot` produced (the Makefile runs it first, or
+//! `make dist` copied it into the package's prebuilt/) and records the versions `js_debug()`
+//! reports.
 
 use std::path::PathBuf;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest.parent().unwrap().to_path_buf();
-    let guest_dir = std::env::var_os("JSBOX_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target/jsbox"));
+    // The guest precompiled for the target: where JSBOX_GUEST_DIR says (the Makefile), else the
+    // package's own copy (a crate from crates.io), else the workspace's build.
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let prebuilt = manifest.join("prebuilt").join(&arch);
+    let guest_dir = std::env::var_os("JSBOX_GUEST_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        if prebuilt.join("guest.cwasm").exists() {
+            prebuilt.clone()
+        } else {
+            workspace.join("target/jsbox")
+        }
+    });
     println!("cargo:rerun-if-env-changed=JSBOX_GUEST_DIR");
     // One precompiled guest per memory placement (`MemoryPlacement::ALL` in engine_config.rs).
     for (file_name, var) in [("guest.cwasm", "JSBOX_GUEST_CWASM"), ("guest.bounded.cwasm", "JSBOX_GUEST_BOUNDED_CWASM")] {
@@ -16,8 +25,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", cwasm.display());
         if !cwasm.exists() {
             panic!(
-                "{} is missing: build the guest first (`make build`, or `make guest` then \
-                 `cargo run --release -p xtask -- snapshot ...`)",
+                "{} is missing: no guest precompiled for {arch} (the crate carries x86_64 and \
+                 aarch64 in prebuilt/; in jsbox's repository `make build` makes it)",
                 cwasm.display()
             );
         }
@@ -31,8 +40,10 @@ fn main() {
     println!("cargo:rustc-env=JSBOX_GUEST_TARGET={}", words.next().unwrap_or("unknown"));
     println!("cargo:rustc-env=JSBOX_GUEST_CPU={}", words.next().unwrap_or("unknown"));
 
-    let lock = std::fs::read_to_string(workspace.join("Cargo.lock")).unwrap_or_default();
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    // The workspace's lock file, or the package's own (cargo package includes it).
+    let lock_path = [workspace.join("Cargo.lock"), manifest.join("Cargo.lock")].into_iter().find(|path| path.exists()).unwrap_or_default();
+    let lock = std::fs::read_to_string(&lock_path).unwrap_or_default();
+    println!("cargo:rerun-if-changed={}", lock_path.display());
     for (krate, var) in [("wasmtime", "JSBOX_WASMTIME_VERSION"), ("rquickjs", "JSBOX_RQUICKJS_VERSION")] {
         println!("cargo:rustc-env={var}={}", locked_version(&lock, krate).unwrap_or("unknown"));
     }

@@ -30,3 +30,18 @@ for arch in x86_64 aarch64; do
   python3 packaging/check_artifact.py "$out/jsbox0.so" "$arch"
 done
 python3 packaging/dist.py "$DIST"
+
+# The crates.io package of the library (sqlite-jsbox, with jsbox-abi): the guest precompiled for
+# both architectures travels inside it (ext/prebuilt/, picked by build.rs for the target).
+for arch in x86_64 aarch64; do
+  guest_dir=$TARGET_DIR/jsbox
+  [ "$arch" = aarch64 ] && guest_dir=$TARGET_DIR/jsbox-aarch64
+  mkdir -p "ext/prebuilt/$arch"
+  cp "$guest_dir/guest.cwasm" "$guest_dir/guest.bounded.cwasm" "$guest_dir/guest.target" "ext/prebuilt/$arch/"
+done
+# What `cargo publish` would upload, each package built from its own packaged sources.
+unset CARGO_PROFILE_RELEASE_STRIP PKG_CONFIG
+cargo publish --dry-run --allow-dirty -p jsbox-abi -p sqlite-jsbox
+mkdir -p "$DIST/crates"
+cp "$TARGET_DIR/package/jsbox-abi-"*.crate "$TARGET_DIR/package/sqlite-jsbox-"*.crate "$DIST/crates/"
+ls -l "$DIST/crates"

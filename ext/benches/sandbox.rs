@@ -17,9 +17,9 @@ use std::process::Command;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use jsbox::abi::Input;
-use jsbox::sandbox::Limits;
-use jsbox::script_cache::ScriptCache;
+use sqlite_jsbox::abi::Input;
+use sqlite_jsbox::sandbox::Limits;
+use sqlite_jsbox::script_cache::ScriptCache;
 use jsbox_bench::stats::{loadavg, stat, Stat};
 
 const ROUNDS: usize = 7;

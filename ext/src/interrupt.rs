@@ -61,9 +61,8 @@ impl Interrupt {
         if db.is_null() || api.is_null() {
             return None;
         }
-        // SAFETY: a valid API table (the caller's contract); `libversion_number` exists in
-        // every table since 3.3.
-        let version = unsafe { ((*api).libversion_number?)() };
+        // SAFETY: a valid API table (the caller's contract).
+        let version = unsafe { library_version(api)? };
         if version < FIRST_VERSION {
             return None;
         }
@@ -72,8 +71,32 @@ impl Interrupt {
         Some(Interrupt { db, is_interrupted: slot? })
     }
 
+    /// Whether the connection has been interrupted.
     pub fn interrupted(&self) -> bool {
         // SAFETY: a live connection (see above) and the function of its own library.
         unsafe { (self.is_interrupted)(self.db) != 0 }
     }
+}
+
+/// The version of the SQLite library that passed `api`, through the table itself (a loadable
+/// extension links no SQLite).
+///
+/// # Safety
+/// `api` is a valid API table.
+#[cfg(feature = "loadable_extension")]
+unsafe fn library_version(api: *const ffi::sqlite3_api_routines) -> Option<c_int> {
+    // SAFETY: a valid table (the caller's contract); `libversion_number` exists in every table
+    // since 3.3.
+    Some(unsafe { ((*api).libversion_number?)() })
+}
+
+/// The version of the SQLite library the program links, which passed `api` (the table is
+/// opaque in these bindings).
+///
+/// # Safety
+/// None beyond the caller's: the linked library's function.
+#[cfg(not(feature = "loadable_extension"))]
+unsafe fn library_version(_api: *const ffi::sqlite3_api_routines) -> Option<c_int> {
+    // SAFETY: sqlite3_libversion_number has no preconditions.
+    Some(unsafe { ffi::sqlite3_libversion_number() })
 }

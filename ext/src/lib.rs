@@ -1,10 +1,28 @@
-//! jsbox: a SQLite extension that runs JavaScript (QuickJS) inside a WebAssembly sandbox.
+//! jsbox: JavaScript (QuickJS) inside a WebAssembly sandbox, as SQL functions of SQLite.
 //!
-//! Loading the library (`.load ./libjsbox`, `load_extension`) calls [`sqlite3_jsbox_init`], which
-//! makes the process's runtime on the first load (the wasmtime engine, the precompiled guest and
-//! the epoch thread, [`engine::runtime`], shared by every connection of the process) and
-//! registers the SQL functions of [`sql`] on the connection. One process serves one SQLite
-//! library: a second library's load is refused.
+//! For rusqlite users, with the SQLite their program links (`bundled` or the system's). (Not a
+//! doctest: the workspace builds this crate as a loadable extension; `make test-dist` runs the
+//! same in a crate of its own, tests/dist/test_dist.py.)
+//!
+//! ```ignore
+//! let conn = rusqlite::Connection::open_in_memory()?;
+//! sqlite_jsbox::register(&conn)?;
+//! let answer: i64 = conn.query_row("SELECT js_eval('data.a + 1', '{\"a\": 41}')", [], |row| row.get(0))?;
+//! assert_eq!(answer, 42);
+//! # Ok::<(), rusqlite::Error>(())
+//! ```
+//!
+//! or, for every connection the program opens afterwards,
+//! `unsafe { rusqlite::auto_extension::register_auto_extension(sqlite_jsbox::sqlite3_jsbox_init) }`.
+//!
+//! The same code is also the loadable extension (`libjsbox.so`, `.load ./libjsbox`): the `jsbox`
+//! crate of this workspace builds it with the feature `loadable_extension` ([`loadable`]), which
+//! switches rusqlite to SQLite's extension API table, and which a program linking SQLite must
+//! not turn on (it would silently take the program's own `bundled` SQLite away).
+//!
+//! Either way the first registration makes the process's runtime (the wasmtime engine, the
+//! precompiled guest and the epoch thread, [`engine::runtime`], shared by every connection) and
+//! registers the SQL functions of [`sql`] on the connection.
 //!
 //! Module map: [`engine`] (process-wide engine, module, epoch ticker) · [`allocation`] (a pool,
 //! or sandboxes on demand where the address space is capped) · [`code_memory`] (the
@@ -26,6 +44,8 @@ pub mod engine;
 pub mod engine_config;
 pub mod error;
 pub mod interrupt;
+#[cfg(feature = "loadable_extension")]
+pub mod loadable;
 pub mod native_stack;
 pub mod plugin;
 pub mod sandbox;
@@ -33,93 +53,7 @@ pub mod script_cache;
 pub mod sql;
 pub mod wasi;
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::os::raw::{c_char, c_int};
-
-use rusqlite::{ffi, Connection};
-
-use interrupt::Interrupt;
-
-/// The extension's entry point, found by SQLite from the library's name (`libjsbox` → `jsbox`).
-///
-/// # Safety
-/// Called by SQLite's extension loader with a valid connection and API table.
-#[no_mangle]
-pub unsafe extern "C" fn sqlite3_jsbox_init(
-    db: *mut ffi::sqlite3,
-    pz_err_msg: *mut *mut c_char,
-    p_api: *mut ffi::sqlite3_api_routines,
-) -> c_int {
-    if !serves_library(p_api) {
-        // SAFETY: the loader's out-parameter and its own library's API table.
-        return unsafe { refuse_load(pz_err_msg, p_api, OTHER_LIBRARY) };
-    }
-    // SAFETY: the table SQLite passed for this very connection.
-    let interrupt = unsafe { Interrupt::for_connection(db, p_api) };
-    LOADING_INTERRUPT.set(interrupt);
-    Connection::extension_init2(db, pz_err_msg, p_api, init)
-}
-
-/// rusqlite's loadable-extension bindings keep the SQLite API table in process-wide statics, so
-/// jsbox can serve one SQLite library per process: a second one (APSW beside Python's sqlite3)
-/// would have its connections driven through the first one's functions, and crash.
-const OTHER_LIBRARY: &str = "jsbox is already loaded into another SQLite library in this process, and serves one \
-     SQLite library per process; load it with that library, or in another process";
-
-/// Whether `api` is the table of the SQLite library jsbox serves (the first it was loaded by).
-fn serves_library(api: *mut ffi::sqlite3_api_routines) -> bool {
-    static LIBRARY: AtomicPtr<ffi::sqlite3_api_routines> = AtomicPtr::new(std::ptr::null_mut());
-    match LIBRARY.compare_exchange(std::ptr::null_mut(), api, Ordering::SeqCst, Ordering::SeqCst) {
-        Ok(_) => true,
-        Err(first) => first == api,
-    }
-}
-
-/// Fails the load with `message`, allocated by the loading library's own allocator (which frees it).
-///
-/// # Safety
-/// `pz_err_msg` and `api` are the loader's arguments to [`sqlite3_jsbox_init`].
-unsafe fn refuse_load(pz_err_msg: *mut *mut c_char, api: *mut ffi::sqlite3_api_routines, message: &str) -> c_int {
-    // SAFETY: a valid API table (the caller's contract); `malloc` exists in every version.
-    let malloc = unsafe { api.as_ref() }.and_then(|api| api.malloc);
-    if let (Some(malloc), false) = (malloc, pz_err_msg.is_null()) {
-        // SAFETY: the library's sqlite3_malloc; the copy stays within the allocation, which is
-        // NUL-terminated, and the loader owns it from here.
-        unsafe {
-            let buffer = malloc(message.len() as c_int + 1) as *mut c_char;
-            if !buffer.is_null() {
-                std::ptr::copy_nonoverlapping(message.as_ptr() as *const c_char, buffer, message.len());
-                *buffer.add(message.len()) = 0;
-                *pz_err_msg = buffer;
-            }
-        }
-    }
-    ffi::SQLITE_ERROR
-}
-
-thread_local! {
-    /// The interrupt check of the connection being initialized, from the entry point to `init`
-    /// (which rusqlite calls synchronously with a plain function pointer).
-    static LOADING_INTERRUPT: Cell<Option<Interrupt>> = const { Cell::new(None) };
-}
-
-fn init(db: Connection) -> rusqlite::Result<bool> {
-    silence_panics();
-    // The process's runtime (engine, guest, epoch thread) is made now rather than at the first
-    // call: a process that forks while another thread makes that first call would leave the
-    // child waiting forever on an initialisation that no thread of its own finishes. Its error,
-    // if any, is reported by every call.
-    let _ = engine::runtime();
-    sql::register(&db, LOADING_INTERRUPT.take())?;
-    // Stay loaded for the life of the process: the epoch ticker thread runs this library's code.
-    Ok(true)
-}
-
-/// A panic inside jsbox is a bug, and rusqlite turns it into the SQL function's error; its text
-/// must not reach the host's stderr (the host's own panics are unaffected: this library has its
-/// own copy of the standard library, and with it its own hook).
-fn silence_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
-}
+#[cfg(not(feature = "loadable_extension"))]
+mod linked;
+#[cfg(not(feature = "loadable_extension"))]
+pub use linked::{register, sqlite3_jsbox_init};

@@ -78,7 +78,7 @@ mod tests {
     /// How much stack each kind of entry into the guest takes: well within [`RED_ZONE`], with at
     /// least half of [`HOST_MARGIN`] to spare, for runaway recursion that at its deepest calls
     /// the host (clock, console, memory growth), is stopped by the time limit, or overflows.
-    /// `cargo test --release -p jsbox native_stack -- --nocapture` prints the figures.
+    /// `cargo test --release -p sqlite-jsbox --features loadable_extension native_stack -- --nocapture` prints the figures.
     #[test]
     fn entries_into_the_guest_fit_the_red_zone() {
         // A time limit that the runaway recursions reach their stack's end well within, even on a
@@ -147,7 +147,7 @@ mod tests {
 
     /// What a fresh segment costs per call: `js_eval('1')` (a fresh world) and the same call on a
     /// 128 KiB thread, where every entry into the guest runs on a new segment. For
-    /// docs/hardening.md: `cargo test --release -p jsbox native_stack::tests::cost -- --ignored --nocapture`.
+    /// docs/hardening.md: `cargo test --release -p sqlite-jsbox --features loadable_extension native_stack::tests::cost -- --ignored --nocapture`.
     #[test]
     #[ignore = "a measurement, not a check"]
     fn cost_of_a_segment_per_call() {

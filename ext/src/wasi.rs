@@ -180,7 +180,7 @@ mod tests {
         long.iter().for_each(|&b| seen[b as usize] = true);
         assert!(seen.iter().all(|&s| s));
         assert!(long[long.len() - 4096..].iter().any(|&b| b != 0), "the end of a long draw was not filled");
-        // Its cost, for docs/hardening.md (`cargo test --release -p jsbox fill_random -- --nocapture`).
+        // Its cost, for docs/hardening.md (`cargo test --release -p sqlite-jsbox --features loadable_extension fill_random -- --nocapture`).
         let started = std::time::Instant::now();
         let mut seed = [0u8; 8];
         for _ in 0..100_000 {

@@ -366,9 +366,72 @@ console.log(db.prepare("SELECT js_eval('6 * 7') AS v").get().v, process.version)
     check("the TypeScript declarations type-check a use (and reject a wrong one)", out.returncode == 0, out.stdout + out.stderr)
 
 
+# --- crates.io ------------------------------------------------------------------------------------
+
+CONSUMER_MAIN = r"""
+use rusqlite::Connection;
+
+fn main() -> rusqlite::Result<()> {
+    let conn = Connection::open_in_memory()?;
+    sqlite_jsbox::register(&conn)?;
+    let answer: i64 = conn.query_row("SELECT js_eval('data.a + 1', '{\"a\": 41}')", [], |r| r.get(0))?;
+    let version: String = conn.query_row("SELECT js_version()", [], |r| r.get(0))?;
+    let sqlite: String = conn.query_row("SELECT sqlite_version()", [], |r| r.get(0))?;
+    let error = conn.query_row("SELECT js_eval('nosuch + 1')", [], |r| r.get::<_, i64>(0)).unwrap_err().to_string();
+    unsafe { rusqlite::auto_extension::register_auto_extension(sqlite_jsbox::sqlite3_jsbox_init)? };
+    let other = Connection::open_in_memory()?;
+    let automatic: i64 = other.query_row("SELECT js_eval('6 * 7')", [], |r| r.get(0))?;
+    println!("{answer} {version} {sqlite} {automatic} {error}");
+    Ok(())
+}
+"""
+
+
+def crate():
+    crates = os.path.join(DIST, "crates")
+    packages = {}
+    for name in ("jsbox-abi", "sqlite-jsbox"):
+        path = os.path.join(crates, f"{name}-{VERSION}.crate")
+        check(f"cargo package made {name}", os.path.exists(path), path)
+        with tarfile.open(path) as tar:
+            tar.extractall(os.path.join(WORK, "crates"))
+        packages[name] = os.path.join(WORK, "crates", f"{name}-{VERSION}")
+    size = os.path.getsize(os.path.join(crates, f"sqlite-jsbox-{VERSION}.crate"))
+    check("the crate fits crates.io's 10 MB", size < 10_000_000, f"{size} bytes")
+    project = os.path.join(WORK, "crate-consumer")
+    shutil.rmtree(project, ignore_errors=True)
+    os.makedirs(os.path.join(project, "src"))
+    with open(os.path.join(project, "Cargo.toml"), "w") as f:
+        f.write(f"""[package]
+name = "consumer"
+version = "0.1.0"
+edition = "2021"
+
+# Not part of jsbox's workspace.
+[workspace]
+
+[dependencies]
+sqlite-jsbox = {{ path = "{packages['sqlite-jsbox']}" }}
+rusqlite = {{ version = "=0.40.2", features = ["bundled"] }}
+
+# jsbox-abi as `cargo publish` would upload it (it is not on crates.io).
+[patch.crates-io]
+jsbox-abi = {{ path = "{packages['jsbox-abi']}" }}
+""")
+    with open(os.path.join(project, "src", "main.rs"), "w") as f:
+        f.write(CONSUMER_MAIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JSBOX_", "CARGO_TARGET_DIR"))}
+    env["CARGO_TARGET_DIR"] = os.path.join(WORK, "crate-consumer-target")
+    out = run(["cargo", "run", "--release", "--quiet"], cwd=project, env=env, timeout=1800)
+    words = out.stdout.split(" ", 4)
+    ok = out.returncode == 0 and words[:2] == ["42", VERSION] and words[3] == "42" and "ReferenceError: nosuch is not defined" in out.stdout
+    check("a crate outside the workspace with rusqlite's bundled SQLite registers jsbox (and as an automatic extension)", ok, out.stdout + out.stderr[-1500:])
+    check("... on rusqlite's bundled SQLite, not a loadable build", ok and words[2] > "3.41", out.stdout)
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
-    for part in (loadable, tarballs, python_package, sqlite_utils_plugin, datasette_plugin, npm_packages):
+    for part in (loadable, tarballs, python_package, sqlite_utils_plugin, datasette_plugin, npm_packages, crate):
         try:
             part()
         except Exception as e:  # a part that could not even run is a failed check, not a crash
