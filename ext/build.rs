@@ -8,14 +8,15 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest.parent().unwrap().to_path_buf();
     // The guest precompiled for the target: where JSBOX_GUEST_DIR says (the Makefile), else the
-    // package's own copy (a crate from crates.io), else the workspace's build.
+    // workspace's build (in jsbox's repository), else the package's own copy (a crate from
+    // crates.io, which has no workspace around it).
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    let prebuilt = manifest.join("prebuilt").join(&arch);
+    let built = workspace.join("target/jsbox");
     let guest_dir = std::env::var_os("JSBOX_GUEST_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        if prebuilt.join("guest.cwasm").exists() {
-            prebuilt.clone()
+        if built.join("guest.cwasm").exists() {
+            built.clone()
         } else {
-            workspace.join("target/jsbox")
+            manifest.join("prebuilt").join(&arch)
         }
     });
     println!("cargo:rerun-if-env-changed=JSBOX_GUEST_DIR");

@@ -6,6 +6,7 @@
     dist/sqlite_utils_sqlite_jsbox-<v>-py3-none-any.whl             PyPI `sqlite-utils-sqlite-jsbox`
     dist/npm/sqlite-jsbox-<v>.tgz, dist/npm/sqlite-jsbox-linux-<cpu>-<v>.tgz   npm
     dist/sqlite-jsbox-<v>-loadable-linux-<arch>.tar.gz              the release tarball
+    dist/crates/sqlite-jsbox-<v>.crate, jsbox-abi-<v>.crate        crates.io (made by dist.sh)
     dist/checksums.txt                                              sha256 of every file above
 
 Every package takes its version from the workspace's Cargo.toml, as `js_version()` does. Wheels
@@ -15,6 +16,7 @@ npm tarballs are made by `npm pack`.
 Usage: python3 packaging/dist.py <dist-dir>"""
 
 import base64
+import glob
 import hashlib
 import io
 import json
@@ -221,6 +223,8 @@ def main(dist):
     paths += python_packages(dist, v, built)
     paths += npm_packages(dist, v, built)
     paths += release_tarballs(dist, v, built)
+    # The crates.io packages, when scripts/dist.sh made them.
+    paths += sorted(glob.glob(os.path.join(dist, "crates", "*.crate")))
     checksums(dist, paths)
     for path in paths:
         print(f"dist: {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes)")

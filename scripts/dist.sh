@@ -29,7 +29,6 @@ for arch in x86_64 aarch64; do
   cp "$TARGET_DIR/$arch-unknown-linux-gnu/release/libjsbox.so" "$out/jsbox0.so"
   python3 packaging/check_artifact.py "$out/jsbox0.so" "$arch"
 done
-python3 packaging/dist.py "$DIST"
 
 # The crates.io package of the library (sqlite-jsbox, with jsbox-abi): the guest precompiled for
 # both architectures travels inside it (ext/prebuilt/, picked by build.rs for the target).
@@ -42,6 +41,8 @@ done
 # What `cargo publish` would upload, each package built from its own packaged sources.
 unset CARGO_PROFILE_RELEASE_STRIP PKG_CONFIG
 cargo publish --dry-run --allow-dirty -p jsbox-abi -p sqlite-jsbox
+cargo package --no-verify --allow-dirty -p jsbox-abi -p sqlite-jsbox
 mkdir -p "$DIST/crates"
 cp "$TARGET_DIR/package/jsbox-abi-"*.crate "$TARGET_DIR/package/sqlite-jsbox-"*.crate "$DIST/crates/"
-ls -l "$DIST/crates"
+
+python3 packaging/dist.py "$DIST"

@@ -47,7 +47,7 @@ use crate::plugin::CompiledPlugin;
 const MAX_PLUGIN_FUNCTIONS: usize = 50_000;
 
 /// The schema of `js_plugins` (also in `sql/schema.sql`, which is this very file).
-pub const SCHEMA: &str = include_str!("../../../../sql/schema.sql");
+pub const SCHEMA: &str = include_str!("schema.sql");
 
 /// A connection's plugins: what each of jsbox's plugin functions captures.
 #[derive(Clone)]
