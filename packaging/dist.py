@@ -38,7 +38,8 @@ ARCHITECTURES = {
     "x86_64": {"wheel": "manylinux_2_28_x86_64", "npm_cpu": "x64"},
     "aarch64": {"wheel": "manylinux_2_28_aarch64", "npm_cpu": "arm64"},
 }
-# npm platform packages that could exist; only those whose extension was built are packed.
+# npm platform packages that could exist; only those whose extension was built are packed and
+# named as optional dependencies.
 NPM_PLATFORMS = [
     {"os": "linux", "cpu": "x64", "libc": "glibc", "arch": "x86_64"},
     {"os": "linux", "cpu": "arm64", "libc": "glibc", "arch": "aarch64"},
@@ -176,7 +177,9 @@ def npm_packages(dist, version, built):
         "exports": {".": {"types": "./index.d.ts", "import": "./index.mjs", "require": "./index.cjs"}},
         "files": ["index.cjs", "index.mjs", "index.d.ts"],
         "keywords": ["sqlite", "sqlite-extension", "javascript", "wasm", "sandbox"],
-        "optionalDependencies": {f"sqlite-jsbox-{p['os']}-{p['cpu']}": version for p in NPM_PLATFORMS},
+        # Only the platforms built: a name listed here that is not published could be taken on
+        # the registry by someone else, and installed by every user of that platform.
+        "optionalDependencies": dict(platform_packages),
     }
     with open(os.path.join(folder, "package.json"), "w") as f:
         json.dump(manifest, f, indent=2)

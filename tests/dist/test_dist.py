@@ -322,6 +322,8 @@ def npm_packages():
     manifest = json.load(open(os.path.join(project, "node_modules", "sqlite-jsbox", "package.json")))
     scripts = manifest.get("scripts", {})
     check("sqlite-jsbox has no install scripts", not any(k in scripts for k in ("preinstall", "install", "postinstall")), str(scripts))
+    optional = manifest.get("optionalDependencies")
+    check("its optional dependencies are the platform packages built, and no name left for others to take", optional == {"sqlite-jsbox-linux-x64": VERSION, "sqlite-jsbox-linux-arm64": VERSION}, str(optional))
     platform = json.load(open(os.path.join(project, "node_modules", "sqlite-jsbox-linux-x64", "package.json")))
     check("the platform package declares os, cpu and libc", (platform.get("os"), platform.get("cpu"), platform.get("libc")) == (["linux"], ["x64"], ["glibc"]), str(platform))
 
