@@ -140,10 +140,15 @@ def npm_packages(dist, version, built):
     platform_packages = {}
     for platform in NPM_PLATFORMS:
         name = f"sqlite-jsbox-{platform['os']}-{platform['cpu']}"
-        if platform["arch"] not in built:
-            continue
         folder = os.path.join(src, name)
         os.makedirs(folder)
+        if platform["arch"] not in built:
+            # Ready for when that build exists: its manifest, and no extension yet (not packed).
+            library = {"darwin": "jsbox0.dylib", "win32": "jsbox0.dll"}.get(platform["os"], "jsbox0.so")
+            manifest = {"name": name, "version": version, "license": LICENSE, "os": [platform["os"]], "cpu": [platform["cpu"]], "files": [library]}
+            with open(os.path.join(folder, "package.json"), "w") as f:
+                json.dump(manifest, f, indent=2)
+            continue
         manifest = {
             "name": name,
             "version": version,

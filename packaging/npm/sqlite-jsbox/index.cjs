@@ -34,7 +34,8 @@ function getLoadablePath() {
         `(jsbox is built for ${BUILT.join(", ")} with glibc; npm installs the one that matches)`
     );
   }
-  return path.join(path.dirname(manifest), "jsbox0.so");
+  const file = { darwin: "jsbox0.dylib", win32: "jsbox0.dll" }[os.platform()] || "jsbox0.so";
+  return path.join(path.dirname(manifest), file);
 }
 
 /** Loads jsbox into `db`: a better-sqlite3 `Database` or a `node:sqlite` `DatabaseSync`
