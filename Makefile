@@ -21,7 +21,7 @@ export JSBOX_GUEST_DIR := $(GUEST_DIR)
 # The extension under test, without its suffix, as `.load` and load_extension take it.
 export JSBOX_EXT := $(basename $(EXT))
 
-.PHONY: all deps build guest-aarch64 demo test test-unit test-e2e bench bench-quick bench-sandbox soak leaks fuzz fixtures dist test-dist clean FORCE
+.PHONY: all deps build guest-aarch64 demo test lint test-unit test-e2e bench bench-quick bench-sandbox soak leaks fuzz fixtures dist test-dist clean FORCE
 
 all: build
 
@@ -51,7 +51,19 @@ $(EXT): $(GUEST_CWASM) FORCE
 demo: build
 	sqlite3 :memory: < sql/demo.sql
 
-test: test-unit test-e2e
+test: lint test-unit test-e2e
+
+# The code style (rustfmt.toml) and the workspace's lints (Cargo.toml's [workspace.lints]: the
+# unsafe discipline), warnings as errors, for each crate as it is built: the guest for wasm32, the
+# build tool, the library as the loadable extension and as a library that links SQLite, the tests
+# and the bench.
+lint: build
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release -p jsbox-guest --target wasm32-wasip1 -- -D warnings
+	$(CARGO) clippy --release -p xtask -- -D warnings
+	$(CARGO) clippy --release -p jsbox-abi -p sqlite-jsbox -p jsbox --features sqlite-jsbox/loadable_extension --all-targets -- -D warnings
+	$(CARGO) clippy --release -p sqlite-jsbox --all-targets -- -D warnings
+	$(CARGO) clippy --release -p jsbox-tests -p jsbox-bench --all-targets -- -D warnings
 
 # Unit tests of the shared ABI, the extension's pure modules and the guest's helpers (on the
 # host target).

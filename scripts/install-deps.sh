@@ -22,6 +22,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# rustfmt and clippy: `make lint`, part of `make test`.
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    echo "install-deps: adding the $component component"
+    rustup component add "$component"
+  fi
+done
+
 if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   echo "install-deps: adding the wasm32-wasip1 target"
   rustup target add wasm32-wasip1

@@ -35,7 +35,8 @@ fn capped_shell(cap_kib: Option<u64>, env: &[(&str, &str)], script: &str) -> Fin
 fn script_file(script: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let path = std::env::temp_dir().join(format!("jsbox-address-space-{}-{}.sql", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    let path =
+        std::env::temp_dir().join(format!("jsbox-address-space-{}-{}.sql", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&path, script).unwrap();
     path
 }
@@ -69,7 +70,11 @@ fn the_pool_is_sized_to_what_the_process_may_map() {
     assert_eq!(allocation(None, &[]), "pool|1000|reserved");
     let terabyte = 1024 * GIB;
     let found = allocation(Some(terabyte), &[]);
-    let slots: u64 = found.strip_prefix("pool|").and_then(|rest| rest.strip_suffix("|reserved")).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{found}"));
+    let slots: u64 = found
+        .strip_prefix("pool|")
+        .and_then(|rest| rest.strip_suffix("|reserved"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{found}"));
     // Half of 1 TiB in slots of 4 GiB and their guards, less what the shell has mapped.
     assert!((100..=127).contains(&slots), "{slots} slots under a 1 TiB cap");
 }
@@ -133,7 +138,9 @@ fn a_bad_pool_slots_setting_is_an_error() {
     for bad in ["abc", "-1", "1e3", "4 GiB"] {
         let run = capped_shell(None, &[("JSBOX_POOL_SLOTS", bad)], "SELECT js_eval('6 * 7');");
         assert!(
-            run.stderr.contains(&format!("js_eval: internal error: JSBOX_POOL_SLOTS must be a number of pool slots (0: none, allocate on demand), not {bad:?}")),
+            run.stderr.contains(&format!(
+                "js_eval: internal error: JSBOX_POOL_SLOTS must be a number of pool slots (0: none, allocate on demand), not {bad:?}"
+            )),
             "{bad:?}: {}",
             run.stderr
         );

@@ -267,17 +267,26 @@ fn kept_worlds_never_pin_the_budget() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init(), js_config('memory_limit_mb', 400)", [], |_| Ok(())).unwrap();
     for i in 0..16 {
-        store(&conn, &format!("keep{i}"), "scalar", "const kept = new Uint8Array(30e6).fill(1); function main() { return kept.length }").unwrap();
+        store(&conn, &format!("keep{i}"), "scalar", "const kept = new Uint8Array(30e6).fill(1); function main() { return kept.length }")
+            .unwrap();
         assert_eq!(value(&conn, &format!("SELECT keep{i}()")), Value::Integer(30_000_000));
     }
-    let held = |conn: &Connection| -> i64 { conn.query_row("SELECT js_debug() ->> '$.connection_memory_in_use_bytes'", [], |r| r.get(0)).unwrap() };
+    let held = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT js_debug() ->> '$.connection_memory_in_use_bytes'", [], |r| r.get(0)).unwrap()
+    };
     assert!(held(&conn) <= 256 << 20, "kept worlds hold {} bytes, more than half the 512 MiB budget", held(&conn));
     // A call and a group that need more than the other half get it: the kept worlds give way.
     assert_eq!(value(&conn, "SELECT js_eval('new Uint8Array(300e6).length')"), Value::Integer(300_000_000));
     for i in 0..16 {
         assert_eq!(value(&conn, &format!("SELECT keep{i}()")), Value::Integer(30_000_000));
     }
-    store(&conn, "grab", "aggregate", "function init() { return new Uint8Array(300e6) } function step(s) { return s } function final(s) { return s.length }").unwrap();
+    store(
+        &conn,
+        "grab",
+        "aggregate",
+        "function init() { return new Uint8Array(300e6) } function step(s) { return s } function final(s) { return s.length }",
+    )
+    .unwrap();
     assert_eq!(value(&conn, "SELECT grab(1)"), Value::Integer(300_000_000));
 }
 
@@ -379,18 +388,21 @@ fn a_second_sqlite_library_in_the_process_is_refused_not_crashed() {
 /// `functions` (each taking `n` arguments) so that SQLite accepts it.
 fn file_made_on_340(name: &str, functions: &[(&str, i32)], schema: &str) -> PathBuf {
     let path = temp_db(name);
-    let look_alikes: String = functions
-        .iter()
-        .map(|(f, n)| format!("c.create_function('{f}', {n}, lambda *a: 'x', deterministic=True)\n"))
-        .collect();
-    let script = format!("import sqlite3\nc = sqlite3.connect({:?})\n{look_alikes}c.executescript({schema:?})\nc.commit()\n", path.display().to_string());
+    let look_alikes: String =
+        functions.iter().map(|(f, n)| format!("c.create_function('{f}', {n}, lambda *a: 'x', deterministic=True)\n")).collect();
+    let script = format!(
+        "import sqlite3\nc = sqlite3.connect({:?})\n{look_alikes}c.executescript({schema:?})\nc.commit()\n",
+        path.display().to_string()
+    );
     let made = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     path
 }
 
-const IN_A_WRITE: &str = "refused: limits and plugins are changed by a statement of their own (SELECT js_config(...)), not inside one that writes";
-const OTHER_STATEMENT: &str = "refused: another statement of this connection is still running (finish or reset it first); jsbox cannot tell which one made the call";
+const IN_A_WRITE: &str =
+    "refused: limits and plugins are changed by a statement of their own (SELECT js_config(...)), not inside one that writes";
+const OTHER_STATEMENT: &str =
+    "refused: another statement of this connection is still running (finish or reset it first); jsbox cannot tell which one made the call";
 const DEFAULT_LIMITS: &str = r#"{"connection_memory_mb":512,"locked":0,"memory_limit_mb":64,"plugins":1,"time_limit_ms":1000}"#;
 
 #[test]
@@ -535,7 +547,10 @@ fn duplicate_names_in_a_table_without_a_key_are_reported_and_the_first_counts() 
     let conn = Connection::open(&path).unwrap();
     load(&conn);
     assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(1));
-    assert_eq!(error_of(&conn, "SELECT js_plugins_reload() FROM t"), "js_plugins_reload: foo: another row is named foo too; only the first one is used");
+    assert_eq!(
+        error_of(&conn, "SELECT js_plugins_reload() FROM t"),
+        "js_plugins_reload: foo: another row is named foo too; only the first one is used"
+    );
     assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(1));
     drop(conn);
     let _ = std::fs::remove_file(path);

@@ -46,7 +46,12 @@ fn kept_scalar_worlds_are_bounded_evicted_and_dropped_with_their_plugin() {
     let conn = with_plugins();
     // 30 scalar plugins, each holding ~24 MiB in its kept world.
     for i in 0..30 {
-        store(&conn, &format!("hoard{i}"), "scalar", "const kept = new Uint8Array(24 << 20).fill(1); function main() { return kept.length }");
+        store(
+            &conn,
+            &format!("hoard{i}"),
+            "scalar",
+            "const kept = new Uint8Array(24 << 20).fill(1); function main() { return kept.length }",
+        );
     }
     let before = resident_kib();
     for round in 0..2 {
@@ -98,7 +103,10 @@ fn the_connection_memory_budget_covers_all_its_sandboxes() {
     let err = error_of(&conn, &sql);
     let grown_mib = resident_kib().saturating_sub(before) / 1024;
     println!("40 aggregates of 16 MiB under a 256 MiB budget: {err:?}, +{grown_mib} MiB resident");
-    assert!(err.ends_with("the connection's memory budget of 256 MiB for all its sandboxes is spent (js_config('connection_memory_mb'))"), "{err}");
+    assert!(
+        err.ends_with("the connection's memory budget of 256 MiB for all its sandboxes is spent (js_config('connection_memory_mb'))"),
+        "{err}"
+    );
     assert!(grown_mib < 400, "+{grown_mib} MiB");
     assert_eq!(sandboxes(&conn), 0, "the statement's sandboxes were given back");
     // With a budget that fits, the same statement runs.
@@ -109,7 +117,10 @@ fn the_connection_memory_budget_covers_all_its_sandboxes() {
     conn.query_row("SELECT js_config('connection_memory_mb', 16), js_config('memory_limit_mb', 64)", [], |_| Ok(())).unwrap();
     let err = error_of(&conn, "SELECT js_eval('new Uint8Array(32 << 20).length')");
     assert_eq!(err, "js_eval: the connection's memory budget of 16 MiB for all its sandboxes is spent (js_config('connection_memory_mb'))");
-    assert_eq!(error_of(&conn, "SELECT js_config('connection_memory_mb', 4)"), "js_config: connection_memory_mb must be between 8 and 65536 MiB, not 4");
+    assert_eq!(
+        error_of(&conn, "SELECT js_config('connection_memory_mb', 4)"),
+        "js_config: connection_memory_mb must be between 8 and 65536 MiB, not 4"
+    );
     conn.query_row("SELECT js_config('connection_memory_mb', 512)", [], |_| Ok(())).unwrap();
     assert_usable(&conn);
 }
@@ -128,7 +139,12 @@ fn one_connection_gets_a_share_of_the_pool_not_all_of_it() {
     // Distinct arguments: SQLite computes identical aggregate expressions once.
     let columns: Vec<String> = (0..=share).map(|i| format!("tally(value + {i})")).collect();
     let err = error_of(&conn, &format!("SELECT {} FROM {}", columns.join(", "), series(2)));
-    assert!(err.ends_with(&format!("the connection already holds {share} sandboxes, the most one connection may hold at once; finish other statements first")), "{err}");
+    assert!(
+        err.ends_with(&format!(
+            "the connection already holds {share} sandboxes, the most one connection may hold at once; finish other statements first"
+        )),
+        "{err}"
+    );
     assert_eq!(sandboxes(&conn), 0);
     // Within the share it runs.
     let columns: Vec<String> = (0..share).map(|i| format!("tally(value + {i})")).collect();
@@ -149,12 +165,23 @@ fn a_row_bigger_than_a_sandbox_is_refused_before_it_is_buffered() {
     let _serial = serial();
     let conn = with_plugins();
     conn.query_row("SELECT js_config('memory_limit_mb', 32)", [], |_| Ok(())).unwrap();
-    store(&conn, "bytes", "aggregate", "function init() { return 0 } function step(s, b) { return s + b.length } function final(s) { return s }");
+    store(
+        &conn,
+        "bytes",
+        "aggregate",
+        "function init() { return 0 } function step(s, b) { return s + b.length } function final(s) { return s }",
+    );
     store(&conn, "size", "scalar", "function main(b) { return b.length }");
     let err = error_of(&conn, &format!("SELECT bytes(zeroblob(40 << 20)) FROM {}", series(60)));
     assert_eq!(err, "bytes: a row of 40 MiB of arguments cannot fit the memory limit of 32 MiB");
-    assert_eq!(error_of(&conn, "SELECT size(zeroblob(40 << 20))"), "size: a row of 40 MiB of arguments cannot fit the memory limit of 32 MiB");
-    assert_eq!(error_of(&conn, "SELECT js_call('size', zeroblob(33 << 20))"), "size: a row of 33 MiB of arguments cannot fit the memory limit of 32 MiB");
+    assert_eq!(
+        error_of(&conn, "SELECT size(zeroblob(40 << 20))"),
+        "size: a row of 40 MiB of arguments cannot fit the memory limit of 32 MiB"
+    );
+    assert_eq!(
+        error_of(&conn, "SELECT js_call('size', zeroblob(33 << 20))"),
+        "size: a row of 33 MiB of arguments cannot fit the memory limit of 32 MiB"
+    );
     // Rows that fit cross in batches bounded by bytes: 60 rows of 8 MiB never sit on the host
     // together (they were buffered 256 rows at a time: 480 MiB).
     // (Measured after a first small run, so that the allocator's thresholds have settled.)

@@ -77,4 +77,3 @@ pub fn python_helper(script: &str, limit: Duration) -> Finished {
     assert!(last.ends_with(" passed, 0 failed"), "{script}: {last}\n{}", finished.stdout);
     finished
 }
-

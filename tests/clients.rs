@@ -8,28 +8,15 @@ use std::process::Command;
 use jsbox_tests::*;
 
 fn sqlite3(args: &[&str]) -> (String, String, bool) {
-    let out = Command::new("/usr/bin/sqlite3")
-        .current_dir(repo_root())
-        .args(args)
-        .output()
-        .expect("running /usr/bin/sqlite3");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
+    let out = Command::new("/usr/bin/sqlite3").current_dir(repo_root()).args(args).output().expect("running /usr/bin/sqlite3");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
 }
 
 #[test]
 fn sqlite3_shell_loads_the_extension_and_reads_a_fixture() {
     let load = format!(".load {}", extension_path());
     let fixture = seed_fixture_path().display().to_string();
-    let (out, err, ok) = sqlite3(&[
-        ":memory:",
-        "-cmd",
-        &load,
-        &format!("SELECT js_eval('data.features.length', readfile('{fixture}'));"),
-    ]);
+    let (out, err, ok) = sqlite3(&[":memory:", "-cmd", &load, &format!("SELECT js_eval('data.features.length', readfile('{fixture}'));")]);
     assert!(ok, "stderr: {err}");
     assert_eq!(out.trim(), "260");
     // SQLite 3.40 has no sqlite3_is_interrupted: js_debug() says so (tests/errors.rs covers a
@@ -42,12 +29,7 @@ fn sqlite3_shell_loads_the_extension_and_reads_a_fixture() {
 #[test]
 fn sqlite3_shell_reports_errors_and_keeps_console_off_stdout() {
     let load = format!(".load {}", extension_path());
-    let (out, err, ok) = sqlite3(&[
-        ":memory:",
-        "-cmd",
-        &load,
-        "SELECT js_eval('console.log(\"not on stdout\"); 1+1');",
-    ]);
+    let (out, err, ok) = sqlite3(&[":memory:", "-cmd", &load, "SELECT js_eval('console.log(\"not on stdout\"); 1+1');"]);
     assert!(ok, "stderr: {err}");
     assert_eq!(out.trim(), "2", "console output must not reach stdout");
     let (out, err, ok) = sqlite3(&[":memory:", "-cmd", &load, "SELECT js_eval('\n\nnosuch');"]);
@@ -114,10 +96,6 @@ fn apsw_with_a_current_sqlite_loads_the_extension_and_interrupts_calls() {
 
 #[test]
 fn the_fixture_is_what_its_generator_makes() {
-    let out = Command::new("/usr/bin/python3")
-        .arg(repo_root().join("fixtures/generate.py"))
-        .arg("--check")
-        .output()
-        .unwrap();
+    let out = Command::new("/usr/bin/python3").arg(repo_root().join("fixtures/generate.py")).arg("--check").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

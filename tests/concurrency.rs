@@ -44,8 +44,7 @@ fn eight_threads_mixed_good_and_hostile_calls() {
         .map(|t| {
             thread::spawn(move || {
                 let conn = open();
-                conn.query_row("SELECT js_config('memory_limit_mb', 16), js_config('time_limit_ms', 200)", [], |_| Ok(()))
-                    .unwrap();
+                conn.query_row("SELECT js_config('memory_limit_mb', 16), js_config('time_limit_ms', 200)", [], |_| Ok(())).unwrap();
                 let mut good = 0;
                 for i in 0..calls {
                     let (script, input, expected) = call(t, i);

@@ -35,11 +35,8 @@ fn the_guest_runs_on_a_cpu_with_the_baseline_and_nothing_more() {
         );
         assert_eq!((out.trim(), code), (format!("42|260|x86-64-v2|{placement}").as_str(), Some(0)), "{err}");
         // The seed's whole script, with its floating point, gives the native computation's result.
-        let (out, err, _) = sqlite3_on(
-            "Nehalem",
-            pool_slots,
-            "SELECT js_eval(readfile('sql/seed_cff.js'), readfile('fixtures/seed_track_points.json'));",
-        );
+        let (out, err, _) =
+            sqlite3_on("Nehalem", pool_slots, "SELECT js_eval(readfile('sql/seed_cff.js'), readfile('fixtures/seed_track_points.json'));");
         let expected = cff_length(&tracks(&seed_fixture())[0].1);
         let got: f64 = out.trim().parse().unwrap_or_else(|_| panic!("{out} {err}"));
         // As in tests/js_eval.rs: the guest's libm (musl) and glibc differ in the last bits of acos.
@@ -54,7 +51,9 @@ fn a_cpu_below_the_baseline_gets_an_error_not_a_crash() {
         let (out, err, code) = sqlite3_on("core2duo", pool_slots, "SELECT js_eval('6 * 7');");
         assert_eq!(code, Some(1), "{out} {err}");
         assert!(
-            err.contains("loading the guest precompiled for x86_64-unknown-linux-gnu with x86-64-v2 (a CPU without those features cannot run it)"),
+            err.contains(
+                "loading the guest precompiled for x86_64-unknown-linux-gnu with x86-64-v2 (a CPU without those features cannot run it)"
+            ),
             "{err}"
         );
     }

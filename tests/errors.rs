@@ -61,7 +61,11 @@ fn out_of_memory_inside_quickjs_names_the_limit() {
     check("'\\u2026'.repeat(4e6).normalize('NFKD').length", Value::Null, "js_eval: memory limit of 64 MiB exceeded");
     let conn = open();
     conn.query_row("SELECT js_config('memory_limit_mb', 32)", [], |_| Ok(())).unwrap();
-    for script in ["'\\u2026'.repeat(4e6).normalize('NFKD').length", "JSON.stringify(Array(3e6).fill('ab'))", "new Array(1e7).fill(0).map(String).length"] {
+    for script in [
+        "'\\u2026'.repeat(4e6).normalize('NFKD').length",
+        "JSON.stringify(Array(3e6).fill('ab'))",
+        "new Array(1e7).fill(0).map(String).length",
+    ] {
         assert_eq!(eval_error(&conn, script, Value::Null), "js_eval: memory limit of 32 MiB exceeded", "{script}");
     }
     assert_usable(&conn);
@@ -70,9 +74,8 @@ fn out_of_memory_inside_quickjs_names_the_limit() {
 #[test]
 fn the_last_console_is_the_last_calls_even_when_it_failed() {
     let conn = open();
-    let last_console = |conn: &rusqlite::Connection| -> String {
-        conn.query_row("SELECT js_debug() ->> '$.last_console'", [], |r| r.get(0)).unwrap()
-    };
+    let last_console =
+        |conn: &rusqlite::Connection| -> String { conn.query_row("SELECT js_debug() ->> '$.last_console'", [], |r| r.get(0)).unwrap() };
     eval1(&conn, "console.log('first'); 1").unwrap();
     assert_eq!(last_console(&conn), "first\n");
     eval1(&conn, "console.log('second'); nosuch").unwrap_err();
@@ -101,15 +104,9 @@ fn invalid_json_input() {
 #[test]
 fn invalid_utf8() {
     let conn = open();
-    let message = conn
-        .query_row("SELECT js_eval('data', CAST(x'41ff42' AS TEXT))", [], |r| r.get::<_, Value>(0))
-        .unwrap_err()
-        .to_string();
+    let message = conn.query_row("SELECT js_eval('data', CAST(x'41ff42' AS TEXT))", [], |r| r.get::<_, Value>(0)).unwrap_err().to_string();
     assert_eq!(message, "js_eval: the JSON input is not valid UTF-8 (invalid byte at offset 1)");
-    let message = conn
-        .query_row("SELECT js_eval(CAST(x'31c0' AS TEXT))", [], |r| r.get::<_, Value>(0))
-        .unwrap_err()
-        .to_string();
+    let message = conn.query_row("SELECT js_eval(CAST(x'31c0' AS TEXT))", [], |r| r.get::<_, Value>(0)).unwrap_err().to_string();
     assert_eq!(message, "js_eval: the script is not valid UTF-8 (invalid byte at offset 1)");
     assert_usable(&conn);
 }
@@ -130,13 +127,11 @@ fn wrong_argument_types() {
 fn an_error_mid_statement_leaves_earlier_rows_and_the_data_intact() {
     let conn = open();
     conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);").unwrap();
-    let err = conn
-        .execute("UPDATE t SET x = js_eval('if (data == 2) throw new Error(\"two\"); data * 10', x)", [])
-        .unwrap_err();
+    let err = conn.execute("UPDATE t SET x = js_eval('if (data == 2) throw new Error(\"two\"); data * 10', x)", []).unwrap_err();
     assert_eq!(err.to_string(), "js_eval: Error: two (line 1)");
     // The statement failed as a whole: no half-written rows.
-    let xs: Vec<i64> = conn.prepare("SELECT x FROM t ORDER BY rowid").unwrap()
-        .query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let xs: Vec<i64> =
+        conn.prepare("SELECT x FROM t ORDER BY rowid").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(xs, vec![1, 2, 3]);
     assert_usable(&conn);
 }

@@ -97,15 +97,26 @@ fn cases() -> Vec<Case> {
         case("output", js("-Infinity"), Is(Value::Real(f64::NEG_INFINITY))),
         case("output", js("'a\\ud800b'"), Is(Value::Text("a\u{FFFD}b".into()))),
         // Escape attempts
-        case("escape", js("[typeof std, typeof os, typeof require, typeof process, typeof WebAssembly, typeof fetch].join()"),
-            Is(Value::Text("undefined,undefined,undefined,undefined,undefined,undefined".into()))),
+        case(
+            "escape",
+            js("[typeof std, typeof os, typeof require, typeof process, typeof WebAssembly, typeof fetch].join()"),
+            Is(Value::Text("undefined,undefined,undefined,undefined,undefined,undefined".into())),
+        ),
         case("escape", js("import('/etc/passwd')"), Error(&["js_eval:"])),
         case("escape", js("(0, eval)('typeof std') + Function('return typeof os')()"), Is(Value::Text("undefinedundefined".into()))),
-        case("escape", js("const host = ['std', 'os', 'require', 'process', 'fetch', 'XMLHttpRequest', 'WebAssembly', 'Deno', 'Bun'];
-            Object.getOwnPropertyNames(globalThis).filter(n => host.includes(n)).join()"), Is(Value::Text(String::new()))),
+        case(
+            "escape",
+            js("const host = ['std', 'os', 'require', 'process', 'fetch', 'XMLHttpRequest', 'WebAssembly', 'Deno', 'Bun'];
+            Object.getOwnPropertyNames(globalThis).filter(n => host.includes(n)).join()"),
+            Is(Value::Text(String::new())),
+        ),
         // One aggregate group's globals are not seen by the next group: group 1 counts 2 rows
         // (sum 3), group 2 counts 3 rows (sum 12), not 5.
-        case("escape", "SELECT group_concat(v) FROM (SELECT leaky(x) AS v FROM t GROUP BY g ORDER BY g)", Is(Value::Text("2003,3012".into()))),
+        case(
+            "escape",
+            "SELECT group_concat(v) FROM (SELECT leaky(x) AS v FROM t GROUP BY g ORDER BY g)",
+            Is(Value::Text("2003,3012".into())),
+        ),
         case("escape", js("Object.prototype.polluted = 1; Array.prototype.push = null; 1"), Is(Value::Integer(1))),
         // Input
         case("input", "SELECT js_eval('data', '{\"a\": ')", Error(&["invalid JSON input: EOF while parsing"])),

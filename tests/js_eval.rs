@@ -38,10 +38,7 @@ fn fixture_tracks_match_native_rust_per_track() {
     let fixture = tracks_fixture();
     let tracks = tracks(&fixture);
     assert!(tracks.len() >= 3, "the fixture has several tracks");
-    let script = format!(
-        "{}\n;data.features = data.features.filter(f => f.properties.track_fid === FID); calculate(data)",
-        seed_script()
-    );
+    let script = format!("{}\n;data.features = data.features.filter(f => f.properties.track_fid === FID); calculate(data)", seed_script());
     for (fid, points) in &tracks {
         let native = cff_length(points);
         let js = real(eval(&conn, &script.replace("FID", &fid.to_string()), fixture.as_str()).unwrap());
@@ -89,9 +86,7 @@ fn results_map_to_sql_values() {
 #[test]
 fn objects_come_back_as_json_that_sqlite_reads() {
     let conn = open();
-    let got: i64 = conn
-        .query_row("SELECT json_extract(js_eval('({a: {b: [10, 20]}})'), '$.a.b[1]')", [], |r| r.get(0))
-        .unwrap();
+    let got: i64 = conn.query_row("SELECT json_extract(js_eval('({a: {b: [10, 20]}})'), '$.a.b[1]')", [], |r| r.get(0)).unwrap();
     assert_eq!(got, 20);
     let valid: i64 = conn.query_row("SELECT json_valid(js_eval('data', ?1))", [seed_fixture()], |r| r.get(0)).unwrap();
     assert_eq!(valid, 1);
@@ -179,8 +174,7 @@ fn a_ten_megabyte_geojson_input() {
     let json = big.to_string();
     assert!(json.len() > 10_000_000, "{} bytes", json.len());
     let script = "data.features.reduce((n, f) => n + f.properties.track_seg_point_id, 0)";
-    let expected: i64 = copies as i64
-        * features.iter().map(|f| f["properties"]["track_seg_point_id"].as_i64().unwrap()).sum::<i64>();
+    let expected: i64 = copies as i64 * features.iter().map(|f| f["properties"]["track_seg_point_id"].as_i64().unwrap()).sum::<i64>();
     assert_eq!(eval(&conn, script, json.as_str()).unwrap(), Value::Integer(expected));
 }
 
@@ -197,9 +191,8 @@ fn a_json_input_beyond_the_memory_limit_is_refused_clearly() {
 #[test]
 fn every_call_sees_a_fresh_world() {
     let conn = open();
-    let (set, seen): (i64, String) = conn
-        .query_row("SELECT js_eval('globalThis.x = 1'), js_eval('typeof x')", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap();
+    let (set, seen): (i64, String) =
+        conn.query_row("SELECT js_eval('globalThis.x = 1'), js_eval('typeof x')", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!((set, seen.as_str()), (1, "undefined"));
     eval1(&conn, "Object.prototype.polluted = 'yes'; Array.prototype.map = null; 1").unwrap();
     assert_eq!(eval1(&conn, "({}).polluted").unwrap(), Value::Null);
@@ -216,9 +209,8 @@ fn a_script_run_again_reuses_its_bytecode_in_fresh_worlds() {
     let mut stmt = conn.prepare(&format!("{rows} SELECT js_eval(?1, value) FROM s")).unwrap();
     let got: Vec<i64> = stmt.query_map([counter], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(got, [2, 3, 4]);
-    let cached = |conn: &rusqlite::Connection| -> i64 {
-        conn.query_row("SELECT js_debug() ->> '$.scripts_cached'", [], |r| r.get(0)).unwrap()
-    };
+    let cached =
+        |conn: &rusqlite::Connection| -> i64 { conn.query_row("SELECT js_debug() ->> '$.scripts_cached'", [], |r| r.get(0)).unwrap() };
     assert_eq!(cached(&conn), 1);
     for _ in 0..2 {
         let error = eval_error(&conn, "1 +\n(", Value::Null);
@@ -255,10 +247,7 @@ fn the_sandbox_offers_no_host_access() {
     // Reading a file: there is no module loader and no file system.
     let import = "(async () => { try { await import('/etc/passwd'); return 'read' } \
                   catch (e) { return 'refused: ' + e.message } })()";
-    assert_eq!(
-        eval1(&conn, import).unwrap(),
-        Value::Text("refused: could not load module '/etc/passwd'".into())
-    );
+    assert_eq!(eval1(&conn, import).unwrap(), Value::Text("refused: could not load module '/etc/passwd'".into()));
 }
 
 #[test]
@@ -294,15 +283,11 @@ fn version_and_debug() {
 fn console_output_is_captured_not_printed() {
     let conn = open();
     assert_eq!(eval1(&conn, "console.log('hello', {a: 1}, 2); console.error('oops'); 7").unwrap(), Value::Integer(7));
-    let console: String = conn
-        .query_row("SELECT json_extract(js_debug(), '$.last_console')", [], |r| r.get(0))
-        .unwrap();
+    let console: String = conn.query_row("SELECT json_extract(js_debug(), '$.last_console')", [], |r| r.get(0)).unwrap();
     assert_eq!(console, "hello {\"a\":1} 2\noops\n");
     // Bounded: a flood keeps only the first few KiB.
     eval1(&conn, "for (let i = 0; i < 100000; i++) console.log('x'.repeat(100)); 1").unwrap();
-    let console: String = conn
-        .query_row("SELECT json_extract(js_debug(), '$.last_console')", [], |r| r.get(0))
-        .unwrap();
+    let console: String = conn.query_row("SELECT json_extract(js_debug(), '$.last_console')", [], |r| r.get(0)).unwrap();
     assert!(console.len() <= 4100 && console.ends_with('…'), "{} bytes", console.len());
 }
 
@@ -353,7 +338,10 @@ fn limits_are_set_per_connection_with_js_config() {
     let err = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, Value>(0)).unwrap_err().to_string();
     assert_eq!(err("SELECT js_config('time_limit_ms', 0)"), "js_config: time_limit_ms must be between 10 and 3600000 ms, not 0");
     assert_eq!(err("SELECT js_config('memory_limit_mb', 100000)"), "js_config: memory_limit_mb must be between 8 and 4096 MiB, not 100000");
-    assert_eq!(err("SELECT js_config('stack', 1)"), "js_config: unknown setting \"stack\"; settings: memory_limit_mb, time_limit_ms, connection_memory_mb, plugins, locked");
+    assert_eq!(
+        err("SELECT js_config('stack', 1)"),
+        "js_config: unknown setting \"stack\"; settings: memory_limit_mb, time_limit_ms, connection_memory_mb, plugins, locked"
+    );
     assert_eq!(err("SELECT js_config('time_limit_ms', '5s')"), "js_config: the setting's value must be INTEGER, not TEXT");
     assert_usable(&conn);
 }

@@ -17,8 +17,7 @@ pub fn repo_root() -> PathBuf {
 
 /// The built extension, without its suffix (as `.load` and `load_extension` take it).
 pub fn extension_path() -> String {
-    std::env::var("JSBOX_EXT")
-        .unwrap_or_else(|_| repo_root().join("target/release/libjsbox").display().to_string())
+    std::env::var("JSBOX_EXT").unwrap_or_else(|_| repo_root().join("target/release/libjsbox").display().to_string())
 }
 
 /// The seed post's 260-point fixture (`fixtures/seed_track_points.json`).
@@ -49,6 +48,8 @@ pub fn open() -> Connection {
 }
 
 pub fn load(conn: &Connection) {
+    // SAFETY: the library loaded is the extension under test, whose entry point only registers
+    // functions on this connection; extension loading is turned off again when the guard drops.
     unsafe {
         let _guard = rusqlite::LoadExtensionGuard::new(conn).unwrap();
         conn.load_extension(extension_path(), None::<&str>).unwrap();

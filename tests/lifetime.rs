@@ -28,8 +28,10 @@ fn connection() -> Connection {
 fn raw_connection() -> *mut ffi::sqlite3 {
     let mut db = ptr::null_mut();
     let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE;
+    // SAFETY: a NUL-terminated name and an out-parameter on this stack.
     assert_eq!(unsafe { ffi::sqlite3_open_v2(c":memory:".as_ptr(), &mut db, flags, ptr::null()) }, ffi::SQLITE_OK);
     // A non-owning wrapper for the setup: dropping it leaves the connection open.
+    // SAFETY: the connection just opened, which stays open while the wrapper lives.
     let conn = unsafe { Connection::from_handle(db) }.unwrap();
     load(&conn);
     setup(&conn);
@@ -51,11 +53,17 @@ fn setup(conn: &Connection) {
 }
 
 /// A raw statement on `db`, stepped `rows` times (each step runs the plugin in the sandbox).
+///
+/// # Safety
+/// `db` is an open connection with jsbox loaded and [`setup`] done.
 unsafe fn stepped(db: *mut ffi::sqlite3, sql: &str, rows: usize) -> *mut ffi::sqlite3_stmt {
     let sql = CString::new(sql).unwrap();
     let mut stmt = ptr::null_mut();
+    // SAFETY: an open connection (the caller's contract), a NUL-terminated statement, and an
+    // out-parameter on this stack.
     assert_eq!(unsafe { ffi::sqlite3_prepare_v2(db, sql.as_ptr(), -1, &mut stmt, ptr::null_mut()) }, ffi::SQLITE_OK);
     for _ in 0..rows {
+        // SAFETY: the statement just prepared, not finalized.
         assert_eq!(unsafe { ffi::sqlite3_step(stmt) }, ffi::SQLITE_ROW);
     }
     stmt
@@ -69,9 +77,12 @@ fn statements_abandoned_mid_aggregate_and_connections_closed_under_them() {
     // Reset halfway through a window and an aggregate, then finalized: the groups' sandboxes
     // are dropped with SQLite's aggregate contexts.
     let conn = connection();
+    // SAFETY: the handle is only used while `conn` lives, and never closed through it.
     let db = unsafe { conn.handle() };
     for sql in [WINDOW, AGGREGATE] {
+        // SAFETY: `conn` is open with jsbox loaded and set up (`connection()`).
         let stmt = unsafe { stepped(db, sql, 3) };
+        // SAFETY: the statement just stepped, reset then finalized once.
         unsafe {
             assert_eq!(ffi::sqlite3_reset(stmt), ffi::SQLITE_OK);
             assert_eq!(ffi::sqlite3_finalize(stmt), ffi::SQLITE_OK);
@@ -82,8 +93,12 @@ fn statements_abandoned_mid_aggregate_and_connections_closed_under_them() {
     // Closed while statements are mid-window: `sqlite3_close_v2` makes the connection a
     // zombie until they are finalized, which happens afterwards.
     let db = raw_connection();
+    // SAFETY: `raw_connection()` opened it with jsbox loaded and set up.
     let window = unsafe { stepped(db, WINDOW, 10) };
+    // SAFETY: the same connection.
     let aggregate = unsafe { stepped(db, AGGREGATE, 2) };
+    // SAFETY: close_v2 keeps the connection as a zombie until its statements are finalized,
+    // which they are, once each.
     unsafe {
         assert_eq!(sqlite3_close_v2(db), ffi::SQLITE_OK);
         assert_eq!(ffi::sqlite3_finalize(window), ffi::SQLITE_OK);
@@ -92,7 +107,9 @@ fn statements_abandoned_mid_aggregate_and_connections_closed_under_them() {
 
     // Never finalized at all: the connection stays a zombie for the life of the process.
     let db = raw_connection();
+    // SAFETY: `raw_connection()` opened it with jsbox loaded and set up.
     let _abandoned = unsafe { stepped(db, WINDOW, 10) };
+    // SAFETY: closed once; close_v2 leaves it a zombie while the statement lives.
     unsafe { assert_eq!(sqlite3_close_v2(db), ffi::SQLITE_OK) };
 
     // Other connections are unaffected, and a full window still computes what SQL does.
@@ -114,7 +131,8 @@ fn the_extension_loaded_twice_and_into_many_connections() {
     // A second load into the same connection registers the functions again, over the first.
     load(&conn);
     assert_eq!(eval1(&conn, "6 * 7").unwrap(), Value::Integer(42));
-    let total: i64 = conn.query_row("SELECT sum(v) FROM (SELECT running(x) OVER (ORDER BY x) AS v FROM t WHERE x <= 3)", [], |r| r.get(0)).unwrap();
+    let total: i64 =
+        conn.query_row("SELECT sum(v) FROM (SELECT running(x) OVER (ORDER BY x) AS v FROM t WHERE x <= 3)", [], |r| r.get(0)).unwrap();
     assert_eq!(total, 1 + 3 + 6);
     // Many connections, each loading it, opened and closed in turn and all at once.
     let many: Vec<Connection> = (0..50).map(|_| open()).collect();

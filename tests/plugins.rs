@@ -64,7 +64,10 @@ fn values(conn: &Connection, sql: &str) -> Vec<Value> {
 fn aggregate_track_lengths_equal_native_rust_per_track() {
     let conn = open();
     with_tracks(&conn);
-    let got = f64s(&conn, "SELECT track_cff(feature) FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid ORDER BY track_fid");
+    let got = f64s(
+        &conn,
+        "SELECT track_cff(feature) FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid ORDER BY track_fid",
+    );
     let tracks = tracks(&tracks_fixture());
     assert_eq!(got.len(), tracks.len());
     for (js, (fid, points)) in got.iter().zip(&tracks) {
@@ -80,7 +83,10 @@ fn aggregate_track_lengths_equal_native_rust_per_track() {
 fn elevation_gain_and_bbox_equal_sql() {
     let conn = open();
     with_tracks(&conn);
-    let js = f64s(&conn, "SELECT elevation_gain(ele) FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid ORDER BY track_fid");
+    let js = f64s(
+        &conn,
+        "SELECT elevation_gain(ele) FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid ORDER BY track_fid",
+    );
     let sql = f64s(&conn, "SELECT total(max(ele - prev, 0)) FROM (SELECT track_fid, ele, lag(ele) OVER (PARTITION BY track_fid ORDER BY seq) AS prev FROM track_points) GROUP BY track_fid ORDER BY track_fid");
     assert_eq!(js.len(), 5);
     for (a, b) in js.iter().zip(&sql) {
@@ -106,7 +112,9 @@ fn window_running_length_row_by_row() {
     let conn = open();
     with_tracks(&conn);
     let rows: Vec<(i64, f64)> = conn
-        .prepare("SELECT track_fid, track_cff(feature) OVER (PARTITION BY track_fid ORDER BY seq) FROM track_points ORDER BY track_fid, seq")
+        .prepare(
+            "SELECT track_fid, track_cff(feature) OVER (PARTITION BY track_fid ORDER BY seq) FROM track_points ORDER BY track_fid, seq",
+        )
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -172,10 +180,7 @@ fn scalar_plugins_and_js_call() {
     assert_eq!(got.0, 140.0);
     assert!((got.1 - 4.828032).abs() < 1e-12);
     assert_eq!(values(&conn, "SELECT convert_length(NULL, 'm', 'km')"), vec![Value::Null]);
-    assert_eq!(
-        error_of(&conn, "SELECT convert_length(1, 'parsec', 'm')"),
-        "convert_length: RangeError: unknown unit parsec (line 9)"
-    );
+    assert_eq!(error_of(&conn, "SELECT convert_length(1, 'parsec', 'm')"), "convert_length: RangeError: unknown unit parsec (line 9)");
 }
 
 #[test]
@@ -201,7 +206,10 @@ fn empty_groups_and_null_rows() {
     assert_eq!(values(&conn, "SELECT bbox(lon, lat) FROM track_points WHERE 0"), vec![Value::Null]);
     assert_eq!(values(&conn, "SELECT track_cff(feature) FROM track_points WHERE 0"), vec![Value::Integer(0)]);
     // NULL rows are skipped by the plugins.
-    let with_nulls = f64s(&conn, "SELECT elevation_gain(CASE WHEN seq % 2 THEN ele END) FROM (SELECT * FROM track_points WHERE track_fid = 1 ORDER BY seq)");
+    let with_nulls = f64s(
+        &conn,
+        "SELECT elevation_gain(CASE WHEN seq % 2 THEN ele END) FROM (SELECT * FROM track_points WHERE track_fid = 1 ORDER BY seq)",
+    );
     let sql = f64s(&conn, "SELECT total(max(ele - prev, 0)) FROM (SELECT ele, lag(ele) OVER (ORDER BY seq) AS prev FROM track_points WHERE track_fid = 1 AND seq % 2)");
     assert!((with_nulls[0] - sql[0]).abs() < 1e-6, "{with_nulls:?} vs {sql:?}");
     assert_eq!(values(&conn, "SELECT js_agg('elevation_gain', ele) FROM track_points WHERE 0"), vec![Value::Null]);
@@ -222,7 +230,10 @@ fn a_scalar_plugin_keeps_its_world_per_connection_until_an_error() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
     store(&conn, "counter", "scalar", "let n = 0;\nfunction main(fail) { n++; if (fail) throw new Error('asked to'); return n }").unwrap();
-    assert_eq!(values(&conn, &format!("SELECT counter(0) FROM {}", series(1, 3))), vec![Value::Integer(1), Value::Integer(2), Value::Integer(3)]);
+    assert_eq!(
+        values(&conn, &format!("SELECT counter(0) FROM {}", series(1, 3))),
+        vec![Value::Integer(1), Value::Integer(2), Value::Integer(3)]
+    );
     assert_eq!(values(&conn, "SELECT counter(0)"), vec![Value::Integer(4)]);
     assert_eq!(error_of(&conn, "SELECT counter(1)"), "counter: Error: asked to (line 2)");
     assert_eq!(values(&conn, "SELECT counter(0)"), vec![Value::Integer(1)], "a fresh world after the error");
@@ -237,7 +248,8 @@ fn a_plugin_that_throws_in_step_fails_the_statement_only() {
     store(&conn, "picky", "aggregate", "function init() { return 0 }\nfunction step(s, x) {\n  if (x === 3) throw new TypeError('three is not allowed');\n  return s + x\n}\nfunction final(s) { return s }").unwrap();
     assert_eq!(error_of(&conn, &format!("SELECT picky(value) FROM {}", series(1, 5))), "picky: TypeError: three is not allowed (line 3)");
     assert_eq!(values(&conn, &format!("SELECT picky(value) FROM {}", series(4, 6))), vec![Value::Integer(15)]);
-    store(&conn, "slow", "aggregate", "function init() { return 0 }\nfunction step(s) { for (;;) {} }\nfunction final(s) { return s }").unwrap();
+    store(&conn, "slow", "aggregate", "function init() { return 0 }\nfunction step(s) { for (;;) {} }\nfunction final(s) { return s }")
+        .unwrap();
     assert_eq!(error_of(&conn, "SELECT slow(1)"), "slow: time limit of 1000 ms exceeded");
     assert_usable(&conn);
 }
@@ -323,11 +335,26 @@ fn names_are_validated() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
     let main = "function main() { return 1 }";
-    assert_eq!(store(&conn, "sum", "scalar", main).unwrap_err().to_string(), "js_plugins: sum: plugin name sum would shadow the SQL function sum(); choose another name");
-    assert_eq!(store(&conn, "json_extract", "scalar", main).unwrap_err().to_string(), "js_plugins: json_extract: plugin name json_extract would shadow the SQL function json_extract(); choose another name");
-    assert_eq!(store(&conn, "js_thing", "scalar", main).unwrap_err().to_string(), "js_plugins: js_thing: plugin name js_thing is reserved: js_ names belong to jsbox");
-    assert_eq!(store(&conn, "has space", "scalar", main).unwrap_err().to_string(), "js_plugins: has space: plugin name \"has space\" is not an identifier (letters, digits, _)");
-    assert_eq!(store(&conn, "x", "table", main).unwrap_err().to_string(), "js_plugins: x: unknown kind \"table\"; a plugin is scalar, aggregate or window");
+    assert_eq!(
+        store(&conn, "sum", "scalar", main).unwrap_err().to_string(),
+        "js_plugins: sum: plugin name sum would shadow the SQL function sum(); choose another name"
+    );
+    assert_eq!(
+        store(&conn, "json_extract", "scalar", main).unwrap_err().to_string(),
+        "js_plugins: json_extract: plugin name json_extract would shadow the SQL function json_extract(); choose another name"
+    );
+    assert_eq!(
+        store(&conn, "js_thing", "scalar", main).unwrap_err().to_string(),
+        "js_plugins: js_thing: plugin name js_thing is reserved: js_ names belong to jsbox"
+    );
+    assert_eq!(
+        store(&conn, "has space", "scalar", main).unwrap_err().to_string(),
+        "js_plugins: has space: plugin name \"has space\" is not an identifier (letters, digits, _)"
+    );
+    assert_eq!(
+        store(&conn, "x", "table", main).unwrap_err().to_string(),
+        "js_plugins: x: unknown kind \"table\"; a plugin is scalar, aggregate or window"
+    );
     assert!(store(&conn, "fine_name2", "scalar", main).is_ok());
     assert_eq!(values(&conn, "SELECT fine_name2()"), vec![Value::Integer(1)]);
 }
@@ -335,7 +362,10 @@ fn names_are_validated() {
 #[test]
 fn js_plugins_functions_without_a_table() {
     let conn = open();
-    assert_eq!(error_of(&conn, "SELECT js_plugins_reload()"), "js_plugins_reload: there is no js_plugins table; js_plugins_init() creates it");
+    assert_eq!(
+        error_of(&conn, "SELECT js_plugins_reload()"),
+        "js_plugins_reload: there is no js_plugins table; js_plugins_init() creates it"
+    );
     assert_eq!(error_of(&conn, "SELECT js_call('nothing')"), "nothing: no plugin named nothing in js_plugins (deleted?)");
     assert_eq!(values(&conn, "SELECT js_plugins_init()"), vec![Value::Integer(0)]);
     assert_eq!(values(&conn, "SELECT js_plugins_init()"), vec![Value::Integer(0)], "idempotent");
@@ -347,10 +377,16 @@ fn a_window_over_an_empty_frame_is_final_of_init() {
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
     store(&conn, "frame_size", "window", "function init() { return 0 }\nfunction step(s) { return s + 1 }\nfunction inverse(s) { return s - 1 }\nfunction final(s) { return s }").unwrap();
     // Frames beyond the partition's end are empty from the first row on.
-    let got = values(&conn, &format!("SELECT frame_size(value) OVER (ORDER BY value ROWS BETWEEN 5 FOLLOWING AND 6 FOLLOWING) FROM {}", series(1, 3)));
+    let got = values(
+        &conn,
+        &format!("SELECT frame_size(value) OVER (ORDER BY value ROWS BETWEEN 5 FOLLOWING AND 6 FOLLOWING) FROM {}", series(1, 3)),
+    );
     assert_eq!(got, vec![Value::Integer(0); 3]);
     // Frames that empty out after rows were stepped.
-    let got = values(&conn, &format!("SELECT frame_size(value) OVER (ORDER BY value ROWS BETWEEN 1 FOLLOWING AND 2 FOLLOWING) FROM {}", series(1, 4)));
+    let got = values(
+        &conn,
+        &format!("SELECT frame_size(value) OVER (ORDER BY value ROWS BETWEEN 1 FOLLOWING AND 2 FOLLOWING) FROM {}", series(1, 4)),
+    );
     assert_eq!(got, vec![Value::Integer(2), Value::Integer(2), Value::Integer(1), Value::Integer(0)]);
 }
 
@@ -358,8 +394,10 @@ fn a_window_over_an_empty_frame_is_final_of_init() {
 fn js_agg_and_js_call_need_one_plugin_name() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&conn, "a", "aggregate", "function init() { return 0 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }").unwrap();
-    store(&conn, "b", "aggregate", "function init() { return 100 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }").unwrap();
+    store(&conn, "a", "aggregate", "function init() { return 0 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }")
+        .unwrap();
+    store(&conn, "b", "aggregate", "function init() { return 100 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }")
+        .unwrap();
     assert_eq!(
         error_of(&conn, &format!("SELECT js_agg(CASE WHEN value < 3 THEN 'a' ELSE 'b' END, value) FROM {}", series(1, 5))),
         "js_agg: the plugin name changed within a group, from a to b"

@@ -134,7 +134,10 @@ fn a_statement_that_fails_half_way_leaves_the_code_as_it_was() {
                 .to_string();
             assert_eq!(err, "js_plugins: sum: plugin name sum would shadow the SQL function sum(); choose another name");
             for name in ["first", "second", "sum"] {
-                assert_eq!(error_of(&conn, &format!("SELECT js_call('{name}')")), format!("{name}: no plugin named {name} in js_plugins (deleted?)"));
+                assert_eq!(
+                    error_of(&conn, &format!("SELECT js_call('{name}')")),
+                    format!("{name}: no plugin named {name} in js_plugins (deleted?)")
+                );
             }
             if explicit {
                 conn.execute_batch("COMMIT").unwrap();
@@ -159,7 +162,9 @@ fn a_refused_edit_never_replaces_the_running_code() {
         assert_eq!(running(&conn), 1);
     }
     // A row refused for its name never becomes callable, in any way.
-    assert!(conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('js_x', 'scalar', 'function main() { return 9 }')", []).is_err());
+    assert!(conn
+        .execute("INSERT INTO js_plugins(name, kind, source) VALUES ('js_x', 'scalar', 'function main() { return 9 }')", [])
+        .is_err());
     assert_eq!(error_of(&conn, "SELECT js_call('js_x')"), "js_x: no plugin named js_x in js_plugins (deleted?)");
     drop(conn);
     remove_db(&path);
@@ -212,7 +217,11 @@ fn another_connections_uncommitted_edit_is_not_seen() {
 fn changing_n_args_takes_effect_at_once() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('count_args', 'scalar', 'function main(...a) { return a.length }')", []).unwrap();
+    conn.execute(
+        "INSERT INTO js_plugins(name, kind, source) VALUES ('count_args', 'scalar', 'function main(...a) { return a.length }')",
+        [],
+    )
+    .unwrap();
     assert_eq!(value(&conn, "SELECT count_args(1, 2, 3)"), Value::Integer(3));
     conn.execute("UPDATE js_plugins SET n_args = 2 WHERE name = 'count_args'", []).unwrap();
     assert_eq!(value(&conn, "SELECT count_args(1, 2)"), Value::Integer(2));
@@ -230,7 +239,8 @@ fn changing_the_kind_takes_effect_on_new_connections_and_says_so_on_this_one() {
     let conn = Connection::open(&path).unwrap();
     load(&conn);
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('shape', 'scalar', 'function main(x) { return x * 10 }')", []).unwrap();
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('shape', 'scalar', 'function main(x) { return x * 10 }')", [])
+        .unwrap();
     assert_eq!(value(&conn, "SELECT shape(4)"), Value::Integer(40));
     conn.execute(
         "UPDATE js_plugins SET kind = 'aggregate', source = 'function init() { return 0 } function step(s, x) { return s + x } function final(s) { return s }' WHERE name = 'shape'",
@@ -246,7 +256,11 @@ fn changing_the_kind_takes_effect_on_new_connections_and_says_so_on_this_one() {
     assert_eq!(value(&fresh, "SELECT shape(value) FROM json_each('[1, 2, 3]')"), Value::Integer(6));
     // A window plugin still serves a connection that registered it as an aggregate.
     conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('summed', 'aggregate', 'function init() { return 0 } function step(s, x) { return s + x } function final(s) { return s }')", []).unwrap();
-    conn.execute("UPDATE js_plugins SET kind = 'window', source = source || ' function inverse(s, x) { return s - x }' WHERE name = 'summed'", []).unwrap();
+    conn.execute(
+        "UPDATE js_plugins SET kind = 'window', source = source || ' function inverse(s, x) { return s - x }' WHERE name = 'summed'",
+        [],
+    )
+    .unwrap();
     assert_eq!(value(&conn, "SELECT summed(value) FROM json_each('[1, 2, 3]')"), Value::Integer(6));
     drop((conn, fresh));
     remove_db(&path);
@@ -259,7 +273,8 @@ fn compiled_plugins_are_found_by_exact_source_and_the_cache_is_bounded() {
     conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('flip', 'scalar', 'function main() { return \"a\" }')", []).unwrap();
     // Back and forth between two sources: each time the right one runs.
     for round in 0..20 {
-        let (source, expected) = if round % 2 == 0 { ("function main() { return \"b\" }", "b") } else { ("function main() { return \"a\" }", "a") };
+        let (source, expected) =
+            if round % 2 == 0 { ("function main() { return \"b\" }", "b") } else { ("function main() { return \"a\" }", "a") };
         conn.execute("UPDATE js_plugins SET source = ?1 WHERE name = 'flip'", [source]).unwrap();
         assert_eq!(value(&conn, "SELECT flip()"), Value::Text(expected.into()));
     }
@@ -267,7 +282,8 @@ fn compiled_plugins_are_found_by_exact_source_and_the_cache_is_bounded() {
     let padding = format!("/*{}*/", "x".repeat(100_000));
     let before = resident_kib();
     for i in 0..400 {
-        conn.execute("UPDATE js_plugins SET source = ?1 WHERE name = 'flip'", [format!("{padding} function main() {{ return {i} }}")]).unwrap();
+        conn.execute("UPDATE js_plugins SET source = ?1 WHERE name = 'flip'", [format!("{padding} function main() {{ return {i} }}")])
+            .unwrap();
         assert_eq!(value(&conn, "SELECT flip()"), Value::Integer(i));
     }
     let grown_mib = resident_kib().saturating_sub(before) / 1024;
@@ -289,8 +305,10 @@ fn a_commit_makes_the_next_call_read_only_its_own_row() {
     conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('big', 'scalar', ?1)", [&big]).unwrap();
     conn.execute_batch("CREATE TABLE t(x)").unwrap();
     let stats = |conn: &Connection| -> (i64, i64) {
-        conn.query_row("SELECT js_debug() ->> '$.plugins.rows_read', js_debug() ->> '$.plugins.source_bytes_read'", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
+        conn.query_row("SELECT js_debug() ->> '$.plugins.rows_read', js_debug() ->> '$.plugins.source_bytes_read'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
     };
     assert_eq!(value(&conn, "SELECT small(1)"), Value::Integer(2));
     let (rows0, bytes0) = stats(&conn);

@@ -28,7 +28,10 @@ fn strangers_file(name: &str, schema: &str) -> (PathBuf, Connection) {
 }
 
 fn default_limits(conn: &Connection) {
-    assert_eq!(value(conn, "SELECT js_config()"), Value::Text(r#"{"connection_memory_mb":512,"locked":0,"memory_limit_mb":64,"plugins":1,"time_limit_ms":1000}"#.into()));
+    assert_eq!(
+        value(conn, "SELECT js_config()"),
+        Value::Text(r#"{"connection_memory_mb":512,"locked":0,"memory_limit_mb":64,"plugins":1,"time_limit_ms":1000}"#.into())
+    );
 }
 
 /// Runs `f` on its own thread and fails the test if it does not finish in 20 s (a hang).
@@ -44,7 +47,8 @@ fn within_20s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'sta
 
 #[test]
 fn a_database_file_cannot_raise_the_limits() {
-    const RAISE: &str = "js_config('time_limit_ms', 3600000) + js_config('memory_limit_mb', 4096) + js_config('connection_memory_mb', 65536)";
+    const RAISE: &str =
+        "js_config('time_limit_ms', 3600000) + js_config('memory_limit_mb', 4096) + js_config('connection_memory_mb', 65536)";
     // Each schema object in a file of its own: SQLite refuses some of them (CHECK constraints,
     // generated columns) for the whole schema once it sees the DIRECTONLY function in them.
     let cases = [
@@ -115,7 +119,9 @@ fn flags_are_what_the_functions_are() {
     let path = temp_db("flags");
     Connection::open(&path)
         .unwrap()
-        .execute_batch("CREATE VIEW version AS SELECT js_version(); CREATE VIEW eval AS SELECT js_eval('1'); CREATE VIEW debug AS SELECT js_debug();")
+        .execute_batch(
+            "CREATE VIEW version AS SELECT js_version(); CREATE VIEW eval AS SELECT js_eval('1'); CREATE VIEW debug AS SELECT js_debug();",
+        )
         .unwrap();
     conn.execute("ATTACH ?1 AS other", [path.to_str().unwrap()]).unwrap();
     assert_eq!(value(&conn, "SELECT * FROM other.version"), value(&conn, "SELECT js_version()"));
@@ -264,7 +270,10 @@ fn one_bad_row_affects_only_itself() {
     assert_eq!(value(&conn, "SELECT good_scalar(1)"), Value::Integer(2));
     // A bad row with a usable name reports why, through its own function or js_call.
     assert_eq!(error_of(&conn, "SELECT tabel_kind()"), "tabel_kind: unknown kind \"tabel\"; a plugin is scalar, aggregate or window");
-    assert_eq!(error_of(&conn, "SELECT js_call('huge_args')"), "huge_args: n_args is 1099511627776; it must be -1 (any number) or between 0 and 127");
+    assert_eq!(
+        error_of(&conn, "SELECT js_call('huge_args')"),
+        "huge_args: n_args is 1099511627776; it must be -1 (any number) or between 0 and 127"
+    );
     assert_eq!(error_of(&conn, "SELECT no_source()"), "no_source: the source is NULL");
     assert!(error_of(&conn, "SELECT syntax()").starts_with("syntax: SyntaxError:"));
     // The built-ins and operators are untouched.
@@ -313,7 +322,10 @@ fn names_that_cannot_be_plugins_are_refused_with_the_reason() {
         );
     }
     let long = "n".repeat(300);
-    assert_eq!(store(&long).unwrap_err(), format!("js_plugins: {long}: plugin name is 300 bytes long; SQL function names are at most 255 bytes"));
+    assert_eq!(
+        store(&long).unwrap_err(),
+        format!("js_plugins: {long}: plugin name is 300 bytes long; SQL function names are at most 255 bytes")
+    );
     assert_eq!(store(&"n".repeat(255)), Ok(()));
     assert_eq!(value(&conn, &format!("SELECT {}()", "n".repeat(255))), Value::Integer(7));
     // The operators still work as SQLite's.
@@ -328,11 +340,18 @@ fn a_host_locks_its_ceilings_and_turns_stored_plugins_off() {
     conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('stored', 'scalar', 'function main() { return 1 }')", []).unwrap();
     conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('total_of', 'aggregate', 'function init() { return 0 } function step(s, x) { return s + x } function final(s) { return s }')", []).unwrap();
     // What a host does before any visitor's SQL: its ceilings, stored plugins off, then the lock.
-    for sql in ["SELECT js_config('time_limit_ms', 200)", "SELECT js_config('memory_limit_mb', 32)", "SELECT js_config('plugins', 0)", "SELECT js_config('locked', 1)"] {
+    for sql in [
+        "SELECT js_config('time_limit_ms', 200)",
+        "SELECT js_config('memory_limit_mb', 32)",
+        "SELECT js_config('plugins', 0)",
+        "SELECT js_config('locked', 1)",
+    ] {
         value(&conn, sql);
     }
     // A visitor can tighten, never loosen.
-    let locked = |setting: &str, now: &str| format!("js_config: the settings of this connection are locked: {setting} can be tightened (it is {now}), not loosened");
+    let locked = |setting: &str, now: &str| {
+        format!("js_config: the settings of this connection are locked: {setting} can be tightened (it is {now}), not loosened")
+    };
     assert_eq!(error_of(&conn, "SELECT js_config('time_limit_ms', 5000)"), locked("time_limit_ms", "200 ms"));
     assert_eq!(error_of(&conn, "SELECT js_config('memory_limit_mb', 4096)"), locked("memory_limit_mb", "32 MiB"));
     assert_eq!(error_of(&conn, "SELECT js_config('connection_memory_mb', 1024)"), locked("connection_memory_mb", "512 MiB"));

@@ -133,12 +133,9 @@ impl<'a> Response<'a> {
     /// Decodes a response, borrowing text and blobs from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let (&tag, payload) = bytes.split_first().ok_or(DecodeError("empty"))?;
-        let text = |payload: &'a [u8]| {
-            std::str::from_utf8(payload).map_err(|_| DecodeError("text is not UTF-8"))
-        };
-        let number = |payload: &[u8]| -> Result<[u8; 8], DecodeError> {
-            payload.try_into().map_err(|_| DecodeError("number is not 8 bytes"))
-        };
+        let text = |payload: &'a [u8]| std::str::from_utf8(payload).map_err(|_| DecodeError("text is not UTF-8"));
+        let number =
+            |payload: &[u8]| -> Result<[u8; 8], DecodeError> { payload.try_into().map_err(|_| DecodeError("number is not 8 bytes")) };
         Ok(match tag {
             tag::NULL => Response::Null,
             tag::INTEGER => Response::Integer(i64::from_le_bytes(number(payload)?)),
@@ -348,14 +345,8 @@ mod tests {
 
     #[test]
     fn arguments_round_trip_in_sequence() {
-        let args = [
-            Arg::Null,
-            Arg::Integer(-7),
-            Arg::Real(2.5),
-            Arg::from_text("plain"),
-            Arg::from_text("  {\"a\": 1}"),
-            Arg::Blob(&[1, 2]),
-        ];
+        let args =
+            [Arg::Null, Arg::Integer(-7), Arg::Real(2.5), Arg::from_text("plain"), Arg::from_text("  {\"a\": 1}"), Arg::Blob(&[1, 2])];
         assert_eq!(args[3], Arg::Text("plain"));
         assert_eq!(args[4], Arg::Json("  {\"a\": 1}"));
         let mut bytes = Vec::new();

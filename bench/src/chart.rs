@@ -46,9 +46,7 @@ pub fn svg(panels: &[Panel]) -> String {
 
 /// Powers of ten that enclose `values`, as exponents.
 fn decades(values: impl Iterator<Item = f64>) -> (i32, i32) {
-    let (lo, hi) = values
-        .filter(|v| *v > 0.0)
-        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = values.filter(|v| *v > 0.0).fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if lo > hi {
         return (0, 1);
     }
@@ -65,7 +63,8 @@ fn draw_panel(out: &mut String, panel: &Panel, x0: f64) {
     let x = |v: f64| x0 + LEFT + (v.log10() - x_lo as f64) / (x_hi - x_lo) as f64 * plot_w;
     let y = |v: f64| TOP + plot_h - (v.log10() - y_lo as f64) / (y_hi - y_lo) as f64 * plot_h;
 
-    writeln!(out, r#"<text x="{}" y="22" text-anchor="middle" font-size="13">{}</text>"#, x0 + LEFT + plot_w / 2.0, escape(&panel.title)).unwrap();
+    writeln!(out, r#"<text x="{}" y="22" text-anchor="middle" font-size="13">{}</text>"#, x0 + LEFT + plot_w / 2.0, escape(&panel.title))
+        .unwrap();
     for e in x_lo..=x_hi {
         let v = 10f64.powi(e);
         let px = x(v);
@@ -78,13 +77,9 @@ fn draw_panel(out: &mut String, panel: &Panel, x0: f64) {
         writeln!(out, r##"<line x1="{:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#ddd"/>"##, x0 + LEFT, x0 + LEFT + plot_w).unwrap();
         writeln!(out, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, x0 + LEFT - 6.0, py + 4.0, seconds(v)).unwrap();
     }
-    writeln!(
-        out,
-        r#"<rect x="{:.1}" y="{TOP}" width="{plot_w:.1}" height="{plot_h:.1}" fill="none" stroke="black"/>"#,
-        x0 + LEFT
-    )
-    .unwrap();
-    writeln!(out, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, x0 + LEFT + plot_w / 2.0, HEIGHT - 22.0, panel.x_label).unwrap();
+    writeln!(out, r#"<rect x="{:.1}" y="{TOP}" width="{plot_w:.1}" height="{plot_h:.1}" fill="none" stroke="black"/>"#, x0 + LEFT).unwrap();
+    writeln!(out, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, x0 + LEFT + plot_w / 2.0, HEIGHT - 22.0, panel.x_label)
+        .unwrap();
     writeln!(
         out,
         r#"<text transform="translate({:.1},{:.1}) rotate(-90)" text-anchor="middle">time per call (log)</text>"#,

@@ -126,13 +126,8 @@ fn add_math_functions(conn: &Connection) {
         return;
     }
     type MathFunction = (&'static str, fn(f64) -> f64);
-    let functions: [MathFunction; 5] = [
-        ("acos", f64::acos),
-        ("sin", f64::sin),
-        ("cos", f64::cos),
-        ("radians", f64::to_radians),
-        ("degrees", f64::to_degrees),
-    ];
+    let functions: [MathFunction; 5] =
+        [("acos", f64::acos), ("sin", f64::sin), ("cos", f64::cos), ("radians", f64::to_radians), ("degrees", f64::to_degrees)];
     for (name, f) in functions {
         conn.create_scalar_function(name, 1, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, move |ctx| {
             Ok(ctx.get::<Option<f64>>(0)?.map(f))

@@ -8,15 +8,15 @@
 //! sqlite-js comes from the npm registry (`npm pack`) into `target/peers/`; without npm the
 //! table has no sqlite-js column.
 
-use std::io::Write;
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use jsbox_bench::chart;
 use jsbox_bench::inproc::{self, Job};
 use jsbox_bench::sql::{self, repo, Workload};
-use jsbox_bench::chart;
 use jsbox_bench::stats::{loadavg, stat, Stat};
 
 const SQLITE_JS_PACKAGE: &str = "@sqliteai/sqlite-js-linux-x86_64@1.3.3";
@@ -28,7 +28,8 @@ fn main() {
         job.run();
         return;
     }
-    if let Some(calls) = args.iter().position(|a| a == "--soak").map(|i| args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000)) {
+    if let Some(calls) = args.iter().position(|a| a == "--soak").map(|i| args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000))
+    {
         std::process::exit(if jsbox_bench::soak::run(&jsbox_extension(), calls) { 0 } else { 1 });
     }
     let quick = args.iter().any(|a| a == "--quick");
@@ -97,8 +98,15 @@ fn threads(db: &Path, engines: &[(&'static str, Option<String>)], rows: u64, rou
         };
         let (single, dual) = (stat(&seconds("single_s"), 1).unwrap(), stat(&seconds("dual_s"), 1).unwrap());
         let scaling = 2.0 * single.median.as_secs_f64() / dual.median.as_secs_f64();
-        println!("  {engine:<10} one connection {:>28}  two threads {:>28}  throughput {scaling:.2}×", show(Some(single)), show(Some(dual)));
-        out.insert(engine.to_string(), serde_json::json!({ "single_s": result["single_s"], "dual_s": result["dual_s"], "throughput_ratio": scaling }));
+        println!(
+            "  {engine:<10} one connection {:>28}  two threads {:>28}  throughput {scaling:.2}×",
+            show(Some(single)),
+            show(Some(dual))
+        );
+        out.insert(
+            engine.to_string(),
+            serde_json::json!({ "single_s": result["single_s"], "dual_s": result["dual_s"], "throughput_ratio": scaling }),
+        );
     }
     out.into()
 }
@@ -232,7 +240,10 @@ fn fetch_sqlite_js(dir: &Path) -> Option<String> {
         let tarball = match packed {
             Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or("").to_owned(),
             Ok(out) => {
-                eprintln!("bench: npm pack {SQLITE_JS_PACKAGE} failed, running without sqlite-js: {}", String::from_utf8_lossy(&out.stderr).trim());
+                eprintln!(
+                    "bench: npm pack {SQLITE_JS_PACKAGE} failed, running without sqlite-js: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
                 return None;
             }
             Err(e) => {
@@ -380,7 +391,10 @@ fn load_with_plugins(jsbox: &str, db: &Path, runs: usize) -> HashMap<&'static st
 
 /// W13's table: each workload with the pool and under the cap, and their ratio.
 fn report_capped(workloads: &[Workload], timings: &HashMap<String, Vec<Duration>>) -> serde_json::Value {
-    println!("\nW13 address space capped at {} GiB (ulimit -v: sandboxes allocated on demand, bounds-checked guest) vs the pool", CAPPED_KIB >> 20);
+    println!(
+        "\nW13 address space capped at {} GiB (ulimit -v: sandboxes allocated on demand, bounds-checked guest) vs the pool",
+        CAPPED_KIB >> 20
+    );
     let mut rows = Vec::new();
     for w in workloads.iter().filter(|w| CAPPED_WORKLOADS.contains(&w.id)) {
         let get = |mode: &str| stat(timings.get(&format!("{}/{mode}", w.id)).map(Vec::as_slice).unwrap_or(&[]), w.per);
@@ -427,7 +441,15 @@ fn report(
     let mut emit = |name: &str, unit: &str, j: Option<Stat>, s: Option<Stat>, p: Option<Stat>, goal: &str| {
         let (rs, rp) = (ratio(j, s), ratio(j, p));
         let fmt = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into());
-        println!("{:<58} {:>30} {:>30} {:>30} {:>9} {:>9}  {goal}", format!("{name} ({unit})"), show(j), show(s), show(p), fmt(rs), fmt(rp));
+        println!(
+            "{:<58} {:>30} {:>30} {:>30} {:>9} {:>9}  {goal}",
+            format!("{name} ({unit})"),
+            show(j),
+            show(s),
+            show(p),
+            fmt(rs),
+            fmt(rp)
+        );
         let us = |s: Option<Stat>| s.map(|s| s.median.as_secs_f64() * 1e6);
         json_rows.push(serde_json::json!({
             "workload": name, "unit": unit, "goal": goal,

@@ -77,7 +77,9 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
     let calls = if rows <= 10_000 { 20 } else { 100 };
     let fresh = if rows <= 10_000 { 500 } else { 2000 };
     let sjs = |sql: String| with_sqlite_js.then_some(sql);
-    let per_track = |f: &str| format!("SELECT count(*), total(l) FROM (SELECT {f} AS l FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid);");
+    let per_track = |f: &str| {
+        format!("SELECT count(*), total(l) FROM (SELECT {f} AS l FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid);")
+    };
     let mut all = vec![
         Workload {
             id: "W1",
@@ -297,10 +299,12 @@ fn sqlite_js_setup() -> String {
     writeln!(sql, "SELECT js_create_aggregate('sjs_len_feature', '{}', '{step_feature}', '{len_final}');", q(&len_init)).unwrap();
     let run_init = format!("{distance} pts = []; m = 0;");
     let run_step = "(function(args) { const p = [args[0], args[1]]; const l = pts[pts.length - 1]; if (l) m += distance(p[0], p[1], l[0], l[1]); pts.push(p); })";
-    let run_inverse = "(function(args) { const f = pts.shift(); if (pts.length) m -= distance(pts[0][0], pts[0][1], f[0], f[1]); else m = 0; })";
+    let run_inverse =
+        "(function(args) { const f = pts.shift(); if (pts.length) m -= distance(pts[0][0], pts[0][1], f[0], f[1]); else m = 0; })";
     let run_value = "(function() { return m; })";
     let run_final = "(function() { const r = m; pts = []; m = 0; return r; })";
-    writeln!(sql, "SELECT js_create_window('sjs_run', '{}', '{run_step}', '{run_final}', '{run_value}', '{run_inverse}');", q(&run_init)).unwrap();
+    writeln!(sql, "SELECT js_create_window('sjs_run', '{}', '{run_step}', '{run_final}', '{run_value}', '{run_inverse}');", q(&run_init))
+        .unwrap();
     writeln!(sql, "SELECT js_create_scalar('sjs_affine', '(function(args) {{ return args[0] * 2 + 1; }})');").unwrap();
     sql
 }

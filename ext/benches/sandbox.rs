@@ -17,10 +17,10 @@ use std::process::Command;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use jsbox_bench::stats::{loadavg, stat, Stat};
 use sqlite_jsbox::abi::Input;
 use sqlite_jsbox::sandbox::Limits;
 use sqlite_jsbox::script_cache::ScriptCache;
-use jsbox_bench::stats::{loadavg, stat, Stat};
 
 const ROUNDS: usize = 7;
 
@@ -28,8 +28,11 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// A workload: its name, the iterations of one sample, and one iteration.
+type Workload<'a> = (&'a str, usize, Box<dyn FnMut()>);
+
 /// Runs the workloads round-robin, so that machine noise spreads over all of them alike.
-fn interleaved(workloads: &mut [(&str, usize, Box<dyn FnMut()>)]) -> Vec<Stat> {
+fn interleaved(workloads: &mut [Workload<'_>]) -> Vec<Stat> {
     let mut samples = vec![Vec::new(); workloads.len()];
     for (_, _, f) in workloads.iter_mut() {
         f(); // warm-up
@@ -49,7 +52,10 @@ fn interleaved(workloads: &mut [(&str, usize, Box<dyn FnMut()>)]) -> Vec<Stat> {
 /// One call as `js_eval` makes it: the script compiled on first use, its bytecode reused.
 fn eval_ok(script: &str, input: Input<'_>) {
     static SCRIPTS: LazyLock<Mutex<ScriptCache>> = LazyLock::new(Default::default);
-    ScriptCache::eval(&SCRIPTS, &Limits::default(), script.as_bytes(), input).expect("benchmark call failed").value.expect("benchmark script failed");
+    ScriptCache::eval(&SCRIPTS, &Limits::default(), script.as_bytes(), input)
+        .expect("benchmark call failed")
+        .value
+        .expect("benchmark script failed");
 }
 
 fn sqlite3(args: &[&str]) -> impl FnMut() {
@@ -71,9 +77,7 @@ fn main() {
         "SELECT count(js_eval(readfile('sql/seed_cff.js'), j)) FROM generate_series(1, {SQL_CALLS}), \
          (SELECT readfile('{seed_path}') AS j);"
     );
-    let sql_empty = format!(
-        "SELECT count(*) FROM generate_series(1, {SQL_CALLS}), (SELECT readfile('{seed_path}') AS j);"
-    );
+    let sql_empty = format!("SELECT count(*) FROM generate_series(1, {SQL_CALLS}), (SELECT readfile('{seed_path}') AS j);");
     // Stored plugins: a 100,000-point copy of the fixture (25 copies of its 5 tracks) in a file.
     const PLUGIN_ROWS: usize = 100_000;
     let db = repo().join("target/bench/plugins.db");
@@ -101,7 +105,9 @@ fn main() {
         .unwrap();
     assert!(status.success());
     let db_arg = db.display().to_string();
-    let per_group = |select: &str| format!("SELECT count(*) FROM (SELECT {select} FROM (SELECT * FROM big ORDER BY track_fid, seq) GROUP BY track_fid);");
+    let per_group = |select: &str| {
+        format!("SELECT count(*) FROM (SELECT {select} FROM (SELECT * FROM big ORDER BY track_fid, seq) GROUP BY track_fid);")
+    };
     let agg_plain = per_group("sum(length(feature))");
     let agg_cff = per_group("track_cff(feature)");
     let agg_ele_plain = per_group("sum(ele)");
@@ -113,11 +119,19 @@ fn main() {
 
     let (s1, s2, s3, s4) = (seed_script.clone(), seed_script.clone(), seed_json.clone(), seed_json.clone());
     let (j1, j2) = (seed_json.clone(), seed_json.clone());
-    let mut workloads: Vec<(&str, usize, Box<dyn FnMut()>)> = vec![
+    let mut workloads: Vec<Workload<'_>> = vec![
         ("W1 seed script on seed fixture, JSON via QuickJS's parser", 50, Box::new(move || eval_ok(&s1, Input::Json(&s3)))),
         ("W1 seed script on seed fixture, JSON via serde_json transcoding", 50, Box::new(move || eval_ok(&s2, Input::JsonSerde(&s4)))),
-        ("JSON input only (data.features.length), QuickJS's parser", 50, Box::new(move || eval_ok("data.features.length", Input::Json(&j1)))),
-        ("JSON input only (data.features.length), serde_json", 50, Box::new(move || eval_ok("data.features.length", Input::JsonSerde(&j2)))),
+        (
+            "JSON input only (data.features.length), QuickJS's parser",
+            50,
+            Box::new(move || eval_ok("data.features.length", Input::Json(&j1))),
+        ),
+        (
+            "JSON input only (data.features.length), serde_json",
+            50,
+            Box::new(move || eval_ok("data.features.length", Input::JsonSerde(&j2))),
+        ),
         ("W6 js_eval('1'): a fresh JS world", 2000, Box::new(|| eval_ok("1", Input::Null))),
         ("W5 bare sqlite3 process: SELECT 1+1", 10, Box::new(sqlite3(&[":memory:", "SELECT 1+1"]))),
         ("W5 sqlite3 process: .load + js_eval('1+1')", 10, Box::new(sqlite3(&[":memory:", "-cmd", &load, "SELECT js_eval('1+1')"]))),

@@ -24,11 +24,8 @@ pub struct GuestExports {
 
 impl GuestExports {
     pub fn resolve(module: &Module) -> Result<Self, CallError> {
-        let export = |name: &str| {
-            module
-                .get_export_index(name)
-                .ok_or_else(|| CallError::Internal(format!("the guest has no `{name}` export")))
-        };
+        let export =
+            |name: &str| module.get_export_index(name).ok_or_else(|| CallError::Internal(format!("the guest has no `{name}` export")));
         Ok(GuestExports {
             memory: export("memory")?,
             alloc: export("jsbox_alloc")?,
@@ -108,17 +105,13 @@ pub type GuestResult<T> = Result<T, wasmtime::Error>;
 impl Guest {
     pub fn bind<T>(store: &mut Store<T>, instance: &Instance, exports: &GuestExports) -> GuestResult<Self> {
         let mut get = |export: &ModuleExport| {
-            instance
-                .get_module_export(&mut *store, export)
-                .ok_or_else(|| wasmtime::Error::msg("guest export missing from instance"))
+            instance.get_module_export(&mut *store, export).ok_or_else(|| wasmtime::Error::msg("guest export missing from instance"))
         };
         let memory = match get(&exports.memory)? {
             Extern::Memory(memory) => memory,
             _ => return Err(wasmtime::Error::msg("guest `memory` is not a memory")),
         };
-        let func = |ext: Extern| {
-            ext.into_func().ok_or_else(|| wasmtime::Error::msg("guest export is not a function"))
-        };
+        let func = |ext: Extern| ext.into_func().ok_or_else(|| wasmtime::Error::msg("guest export is not a function"));
         let alloc = func(get(&exports.alloc)?)?;
         let script_compile = func(get(&exports.script_compile)?)?;
         let eval = func(get(&exports.eval)?)?;
@@ -183,10 +176,7 @@ impl Guest {
             code.copy_from_slice(bytecode);
             input.write_to(input_buf);
         })?;
-        let packed = self.eval.call(
-            &mut *store,
-            (bytecode.len() as u32, input.kind() as u32, input.len() as u32, seed),
-        )?;
+        let packed = self.eval.call(&mut *store, (bytecode.len() as u32, input.kind() as u32, input.len() as u32, seed))?;
         Ok(read(self.read(store, packed)?))
     }
 
@@ -255,9 +245,6 @@ impl Guest {
     fn read<'s, T>(&self, store: &'s Store<T>, packed: u64) -> GuestResult<&'s [u8]> {
         let (ptr, len) = unpack_ptr_len(packed);
         let (ptr, len) = (ptr as usize, len as usize);
-        self.memory
-            .data(store)
-            .get(ptr..ptr + len)
-            .ok_or_else(|| wasmtime::Error::msg("guest response out of bounds"))
+        self.memory.data(store).get(ptr..ptr + len).ok_or_else(|| wasmtime::Error::msg("guest response out of bounds"))
     }
 }

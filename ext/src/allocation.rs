@@ -66,7 +66,9 @@ impl Plan {
         // Unset or empty: jsbox chooses.
         let requested = match std::env::var(POOL_SLOTS_VARIABLE) {
             Ok(value) if !value.trim().is_empty() => Some(value.trim().parse::<u32>().map_err(|_| {
-                CallError::Internal(format!("{POOL_SLOTS_VARIABLE} must be a number of pool slots (0: none, allocate on demand), not {value:?}"))
+                CallError::Internal(format!(
+                    "{POOL_SLOTS_VARIABLE} must be a number of pool slots (0: none, allocate on demand), not {value:?}"
+                ))
             })?),
             _ => None,
         };
@@ -75,7 +77,8 @@ impl Plan {
             (None, None) => (POOL_SLOTS, "the address space is not capped".to_owned()),
             (None, Some(room)) => {
                 let fit = u32::try_from(room / 2 / POOL_SLOT_ADDRESS_BYTES).unwrap_or(u32::MAX).min(POOL_SLOTS);
-                let reason = format!("the address space is capped (ulimit -v) with {} MiB left: {fit} slots of 4 GiB fit in half", room >> 20);
+                let reason =
+                    format!("the address space is capped (ulimit -v) with {} MiB left: {fit} slots of 4 GiB fit in half", room >> 20);
                 match fit {
                     fit if fit < MIN_POOL_SLOTS => (0, format!("{reason}, fewer than {MIN_POOL_SLOTS}")),
                     fit => (fit, reason),

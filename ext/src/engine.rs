@@ -16,8 +16,8 @@ use std::time::Duration;
 use wasmtime::{Engine, InstancePre, Linker, Module};
 
 use crate::abi::GuestExports;
-use crate::code_memory::{InPlaceCode, PageAligned};
 use crate::allocation::{Allocation, Plan};
+use crate::code_memory::{InPlaceCode, PageAligned};
 use crate::engine_config::{MemoryPlacement, RESERVED_MEMORY_BYTES};
 use crate::error::CallError;
 use crate::sandbox::HostState;
@@ -159,10 +159,7 @@ fn engine(allocation: Allocation) -> Result<Engine, CallError> {
 
 /// The size of the guest's memory when a sandbox starts (the snapshot's).
 fn initial_memory_bytes(module: &Module) -> u64 {
-    module
-        .exports()
-        .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
-        .unwrap_or(0)
+    module.exports().find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size())).unwrap_or(0)
 }
 
 /// The single thread that advances the engine's epoch while calls are running. After a second

@@ -23,7 +23,9 @@ pub enum CallError {
     #[error("memory limit of {0} MiB exceeded")]
     MemoryLimit(u64),
     /// The system could not give the sandbox memory that its limits allowed.
-    #[error("the system refused the sandbox more memory ({0}): the process's address space (ulimit -v) or the machine's memory is exhausted")]
+    #[error(
+        "the system refused the sandbox more memory ({0}): the process's address space (ulimit -v) or the machine's memory is exhausted"
+    )]
     SystemMemory(String),
     #[error("stack overflow: {0}")]
     StackOverflow(String),

@@ -34,6 +34,8 @@ pub struct Interrupt {
 // itself reads and writes from any thread (that is what `sqlite3_interrupt` is for); the
 // connection outlives its functions, which own the `Interrupt`.
 unsafe impl Send for Interrupt {}
+// SAFETY: as for Send: the one operation, `interrupted`, only reads a flag SQLite itself keeps
+// consistent across threads.
 unsafe impl Sync for Interrupt {}
 
 /// The same connection (each connection has one library, hence one function).

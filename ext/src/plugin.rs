@@ -26,9 +26,8 @@ impl CompiledPlugin {
 /// exceptions and missing functions are reported now.
 pub fn compile(kind: PluginKind, source: &str, limits: &Limits) -> Result<CompiledPlugin, CallError> {
     let mut instance = Instance::new(limits)?;
-    let bytecode = instance.run(|guest, store| {
-        guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits.memory_mib))
-    })?;
+    let bytecode = instance
+        .run(|guest, store| guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits.memory_mib)))?;
     Ok(CompiledPlugin { kind, bytecode })
 }
 
@@ -143,8 +142,7 @@ impl World {
 
     fn call(&mut self, op: PluginOp, rows: u32, nargs: u32, args: &[u8]) -> Result<SqlValue, CallError> {
         let memory_mib = self.instance.limits().memory_mib;
-        self.instance
-            .run(|guest, store| guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, memory_mib)))
+        self.instance.run(|guest, store| guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, memory_mib)))
     }
 }
 
@@ -156,10 +154,10 @@ fn encode_row<'a>(args: impl Iterator<Item = ValueRef<'a>>, out: &mut Vec<u8>) -
             ValueRef::Integer(n) => Arg::Integer(n),
             ValueRef::Real(f) => Arg::Real(f),
             ValueRef::Blob(b) => Arg::Blob(b),
-            ValueRef::Text(t) => Arg::from_text(std::str::from_utf8(t).map_err(|e| CallError::InvalidUtf8 {
-                what: format!("argument {}", i + 1).into(),
-                offset: e.valid_up_to(),
-            })?),
+            ValueRef::Text(t) => Arg::from_text(
+                std::str::from_utf8(t)
+                    .map_err(|e| CallError::InvalidUtf8 { what: format!("argument {}", i + 1).into(), offset: e.valid_up_to() })?,
+            ),
         };
         arg.encode_into(out);
     }

@@ -340,9 +340,7 @@ fn failure(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallEr
         match trap {
             Trap::Interrupt if state.stopped == Some(Stop::Interrupted) => return CallError::Interrupted,
             Trap::Interrupt => return CallError::TimeLimit(limits.time_ms),
-            Trap::StackOverflow => {
-                return CallError::StackOverflow("the sandbox's native stack is exhausted".into())
-            }
+            Trap::StackOverflow => return CallError::StackOverflow("the sandbox's native stack is exhausted".into()),
             _ => {}
         }
     }

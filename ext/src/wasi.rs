@@ -37,14 +37,10 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()>
     // No file descriptor but stdio exists, and stdio cannot be closed, seeked or described.
     linker.func_wrap(MODULE, "fd_close", |_: Caller<'_, T>, _fd: i32| errno::BADF)?;
     linker.func_wrap(MODULE, "fd_fdstat_get", |_: Caller<'_, T>, _fd: i32, _stat: i32| errno::BADF)?;
-    linker.func_wrap(MODULE, "fd_seek", |_: Caller<'_, T>, _fd: i32, _off: i64, _whence: i32, _new: i32| {
-        errno::BADF
-    })?;
+    linker.func_wrap(MODULE, "fd_seek", |_: Caller<'_, T>, _fd: i32, _off: i64, _whence: i32, _new: i32| errno::BADF)?;
     // `BADF` on descriptor 3 tells wasi-libc that there are no preopened directories.
     linker.func_wrap(MODULE, "fd_prestat_get", |_: Caller<'_, T>, _fd: i32, _buf: i32| errno::BADF)?;
-    linker.func_wrap(MODULE, "fd_prestat_dir_name", |_: Caller<'_, T>, _fd: i32, _p: i32, _l: i32| {
-        errno::BADF
-    })?;
+    linker.func_wrap(MODULE, "fd_prestat_dir_name", |_: Caller<'_, T>, _fd: i32, _p: i32, _l: i32| errno::BADF)?;
     linker.func_wrap(MODULE, "proc_exit", |_: Caller<'_, T>, code: i32| -> wasmtime::Result<()> {
         Err(wasmtime::Error::msg(format!("the guest exited with status {code}")))
     })?;
@@ -77,10 +73,9 @@ fn clock_time_get<T>(mut caller: Caller<'_, T>, clock: i32, _precision: i64, out
     const RESOLUTION_NANOS: u64 = 1_000_000;
     let nanos = match clock {
         // The monotonic clock counts from the Unix epoch too: the guest only needs it to rise.
-        REALTIME | MONOTONIC => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64 / RESOLUTION_NANOS * RESOLUTION_NANOS)
-            .unwrap_or(0),
+        REALTIME | MONOTONIC => {
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64 / RESOLUTION_NANOS * RESOLUTION_NANOS).unwrap_or(0)
+        }
         _ => return errno::INVAL,
     };
     let Some(memory) = memory(&mut caller) else { return errno::FAULT };
@@ -92,10 +87,7 @@ fn clock_time_get<T>(mut caller: Caller<'_, T>, clock: i32, _precision: i64, out
 
 fn random_get<T>(mut caller: Caller<'_, T>, buf: i32, len: i32) -> i32 {
     let Some(memory) = memory(&mut caller) else { return errno::FAULT };
-    let Some(bytes) = memory
-        .data_mut(&mut caller)
-        .get_mut(buf as u32 as usize..)
-        .and_then(|rest| rest.get_mut(..len as u32 as usize))
+    let Some(bytes) = memory.data_mut(&mut caller).get_mut(buf as u32 as usize..).and_then(|rest| rest.get_mut(..len as u32 as usize))
     else {
         return errno::FAULT;
     };

@@ -53,12 +53,10 @@ fn describe_exception<'js>(ctx: &Ctx<'js>, thrown: Value<'js>) -> GuestError {
         // What QuickJS throws when it cannot allocate even the error object.
         return GuestError::new(ErrorKind::OutOfMemory, "out of memory");
     }
-    let shown = Coerced::<String>::from_js(ctx, thrown)
-        .map(|s| s.0)
-        .unwrap_or_else(|_| {
-            let _ = ctx.catch();
-            "(a value that cannot be converted to a string)".to_owned()
-        });
+    let shown = Coerced::<String>::from_js(ctx, thrown).map(|s| s.0).unwrap_or_else(|_| {
+        let _ = ctx.catch();
+        "(a value that cannot be converted to a string)".to_owned()
+    });
     GuestError::new(ErrorKind::Exception, format!("uncaught exception: {shown}"))
 }
 

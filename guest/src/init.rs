@@ -59,12 +59,9 @@ pub fn reseed_random(seed: u64) {
 
 /// A JSON description of the guest, for `js_version()` and `js_debug()`.
 pub fn info_json() -> String {
+    // SAFETY: JS_GetVersion returns a pointer to a NUL-terminated static string of QuickJS.
     let quickjs = unsafe { std::ffi::CStr::from_ptr(rquickjs::qjs::JS_GetVersion()) };
-    format!(
-        r#"{{"abi":{},"quickjs":"{}"}}"#,
-        jsbox_abi::ABI_VERSION,
-        quickjs.to_string_lossy()
-    )
+    format!(r#"{{"abi":{},"quickjs":"{}"}}"#, jsbox_abi::ABI_VERSION, quickjs.to_string_lossy())
 }
 
 fn install_globals(ctx: &Ctx<'_>) -> rquickjs::Result<()> {

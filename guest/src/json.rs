@@ -48,16 +48,13 @@ pub fn transcode_raw(ctx: &Ctx<'_>, input: &str) -> Result<qjs::JSValue, GuestEr
     deserializer.disable_recursion_limit();
     JS_FAILED.set(false);
     let builder = Builder(ctx.as_raw().as_ptr());
-    builder
-        .deserialize(&mut deserializer)
-        .and_then(|value| deserializer.end().map(|()| value.into_raw()))
-        .map_err(|e| {
-            if JS_FAILED.get() {
-                GuestError::new(ErrorKind::OutOfMemory, "out of memory")
-            } else {
-                GuestError::new(ErrorKind::InvalidInput, e.to_string())
-            }
-        })
+    builder.deserialize(&mut deserializer).and_then(|value| deserializer.end().map(|()| value.into_raw())).map_err(|e| {
+        if JS_FAILED.get() {
+            GuestError::new(ErrorKind::OutOfMemory, "out of memory")
+        } else {
+            GuestError::new(ErrorKind::InvalidInput, e.to_string())
+        }
+    })
 }
 
 /// Builds JS values in a context.

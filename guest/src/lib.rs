@@ -115,8 +115,7 @@ pub extern "C" fn jsbox_plugin_load(len: u32, kind: u32, seed: u64) -> u64 {
 #[no_mangle]
 pub extern "C" fn jsbox_plugin_call(op: u32, rows: u32, nargs: u32, len: u32) -> u64 {
     respond(|ctx, request, out| {
-        let op = PluginOp::from_raw(op)
-            .ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown plugin op {op}")))?;
+        let op = PluginOp::from_raw(op).ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown plugin op {op}")))?;
         plugin::call(ctx, op, rows, nargs, &request[..len as usize], out)
     })
 }
@@ -163,15 +162,9 @@ fn publish(bytes: &[u8]) -> u64 {
 }
 
 /// Binds `data`, runs the compiled script and encodes its value into `out`.
-fn eval<'js>(
-    ctx: &Ctx<'js>,
-    bytecode: &[u8],
-    input_kind: u32,
-    input: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), GuestError> {
-    let kind = InputKind::from_raw(input_kind)
-        .ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown input kind {input_kind}")))?;
+fn eval<'js>(ctx: &Ctx<'js>, bytecode: &[u8], input_kind: u32, input: &[u8], out: &mut Vec<u8>) -> Result<(), GuestError> {
+    let kind =
+        InputKind::from_raw(input_kind).ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown input kind {input_kind}")))?;
     let function = script::read(ctx, bytecode)?;
     let data = values::input_to_js(ctx, kind, input)?;
     ctx.globals().set("data", data).map_err(|e| GuestError::from_js(ctx, e))?;
@@ -187,10 +180,7 @@ pub(crate) fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Value<'js
     let Some(promise) = value.as_promise() else { return Ok(value) };
     match promise.result::<Value>() {
         Some(outcome) => outcome.map_err(|e| GuestError::from_js(ctx, e)),
-        None => Err(GuestError::new(
-            ErrorKind::UnsupportedResult,
-            "the script returned a Promise that never settles",
-        )),
+        None => Err(GuestError::new(ErrorKind::UnsupportedResult, "the script returned a Promise that never settles")),
     }
 }
 

@@ -100,14 +100,7 @@ fn required(name: &str) -> Result<qjs::JSValue, GuestError> {
 ///
 /// Calls go through QuickJS's C API with raw values: this is the per-row path of every plugin,
 /// and rquickjs's argument tuples cost more than the plugin's own work for small functions.
-pub fn call<'js>(
-    ctx: &Ctx<'js>,
-    op: PluginOp,
-    rows: u32,
-    nargs: u32,
-    mut args: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), GuestError> {
+pub fn call<'js>(ctx: &Ctx<'js>, op: PluginOp, rows: u32, nargs: u32, mut args: &[u8], out: &mut Vec<u8>) -> Result<(), GuestError> {
     let mut call = RawCall::new(ctx);
     let per_row = match op {
         PluginOp::Main | PluginOp::Init => None,

@@ -14,11 +14,7 @@ use crate::json;
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
 
 /// Builds the value a script sees as `data`.
-pub fn input_to_js<'js>(
-    ctx: &Ctx<'js>,
-    kind: InputKind,
-    input: &[u8],
-) -> Result<Value<'js>, GuestError> {
+pub fn input_to_js<'js>(ctx: &Ctx<'js>, kind: InputKind, input: &[u8]) -> Result<Value<'js>, GuestError> {
     let number = |input: &[u8]| -> Result<[u8; 8], GuestError> {
         input.try_into().map_err(|_| GuestError::new(ErrorKind::Abi, "numeric input is not 8 bytes"))
     };
@@ -46,9 +42,7 @@ pub fn integer_to_js<'js>(ctx: &Ctx<'js>, i: i64) -> Result<Value<'js>, GuestErr
     if (i as f64).abs() < MAX_SAFE_INTEGER {
         Ok(Value::new_number(ctx.clone(), i as f64))
     } else {
-        BigInt::from_i64(ctx.clone(), i)
-            .map(BigInt::into_value)
-            .map_err(|e| GuestError::from_js(ctx, e))
+        BigInt::from_i64(ctx.clone(), i).map(BigInt::into_value).map_err(|e| GuestError::from_js(ctx, e))
     }
 }
 
@@ -78,14 +72,8 @@ fn parse_json_natively<'js>(ctx: &Ctx<'js>, input: &[u8]) -> Result<Value<'js>, 
 }
 
 /// Encodes the script's value into `out` as a tagged response.
-pub fn encode_result<'js>(
-    ctx: &Ctx<'js>,
-    value: Value<'js>,
-    out: &mut Vec<u8>,
-) -> Result<(), GuestError> {
-    let unsupported = |what: &str| {
-        GuestError::new(ErrorKind::UnsupportedResult, format!("cannot return {what} as a SQL value"))
-    };
+pub fn encode_result<'js>(ctx: &Ctx<'js>, value: Value<'js>, out: &mut Vec<u8>) -> Result<(), GuestError> {
+    let unsupported = |what: &str| GuestError::new(ErrorKind::UnsupportedResult, format!("cannot return {what} as a SQL value"));
     match value.type_of() {
         Type::Uninitialized | Type::Undefined | Type::Null => Response::Null.encode_into(out),
         Type::Bool => Response::Integer(value.as_bool().unwrap_or(false) as i64).encode_into(out),
@@ -107,9 +95,7 @@ pub fn encode_result<'js>(
             match json {
                 // `toJSON` may turn an object into `undefined`: that is SQL NULL, like undefined.
                 None => Response::Null.encode_into(out),
-                Some(json) => {
-                    Response::Json(&string_lossy(ctx, json.as_value())?).encode_into(out)
-                }
+                Some(json) => Response::Json(&string_lossy(ctx, json.as_value())?).encode_into(out),
             }
         }
     }
@@ -151,6 +137,8 @@ pub fn string_lossy<'js>(ctx: &Ctx<'js>, value: &Value<'js>) -> Result<String, G
     // SAFETY: QuickJS returned `len` readable bytes at `ptr`.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) };
     let text = wtf8_to_utf8_lossy(bytes);
+    // SAFETY: the C string QuickJS gave above, freed once, by the context that made it, after
+    // its last use (`bytes` is not used past this point).
     unsafe { qjs::JS_FreeCString(ctx.as_raw().as_ptr(), ptr) };
     Ok(text)
 }
@@ -181,16 +169,12 @@ fn wtf8_to_utf8_lossy(mut bytes: &[u8]) -> String {
 fn bigint_to_i64<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<i64, GuestError> {
     // QuickJS's BigInt-to-int64 conversion wraps modulo 2^64; go through the decimal digits to
     // refuse, rather than corrupt, values outside the INTEGER range.
-    let digits = rquickjs::convert::Coerced::<String>::from_js(ctx, value)
-        .map_err(|e| GuestError::from_js(ctx, e))?;
-    digits.0.parse().map_err(|_| {
-        GuestError::new(
-            ErrorKind::UnsupportedResult,
-            format!("BigInt {} does not fit in a 64-bit INTEGER", digits.0),
-        )
-    })
+    let digits = rquickjs::convert::Coerced::<String>::from_js(ctx, value).map_err(|e| GuestError::from_js(ctx, e))?;
+    digits
+        .0
+        .parse()
+        .map_err(|_| GuestError::new(ErrorKind::UnsupportedResult, format!("BigInt {} does not fit in a 64-bit INTEGER", digits.0)))
 }
-
 
 /// The bytes of an ArrayBuffer, or of the window a typed array or DataView has on its buffer.
 fn binary_bytes<'a, 'js>(ctx: &Ctx<'js>, value: &'a Value<'js>) -> Option<&'a [u8]> {
@@ -210,8 +194,7 @@ fn binary_bytes<'a, 'js>(ctx: &Ctx<'js>, value: &'a Value<'js>) -> Option<&'a [u
         }
         let ctx_ptr = ctx.as_raw().as_ptr();
         let (mut offset, mut length, mut element) = (0, 0, 0);
-        let buffer =
-            qjs::JS_GetTypedArrayBuffer(ctx_ptr, value.as_raw(), &mut offset, &mut length, &mut element);
+        let buffer = qjs::JS_GetTypedArrayBuffer(ctx_ptr, value.as_raw(), &mut offset, &mut length, &mut element);
         let mut size = 0;
         let data = qjs::JS_GetArrayBuffer(ctx_ptr, &mut size, buffer);
         // The typed array holds a reference to the buffer, so the bytes stay alive with `value`.

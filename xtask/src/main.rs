@@ -31,8 +31,9 @@ use wasmtime_wizer::Wizer;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["snapshot", guest, out_dir, ref options @ ..] => Target::from_options(options)
-            .and_then(|target| snapshot(Path::new(guest), Path::new(out_dir), &target)),
+        ["snapshot", guest, out_dir, ref options @ ..] => {
+            Target::from_options(options).and_then(|target| snapshot(Path::new(guest), Path::new(out_dir), &target))
+        }
         _ => Err(wasmtime::Error::msg("usage: xtask snapshot <guest.wasm> <out-dir> [--target TRIPLE] [--cpu PRESET]")),
     };
     match result {

@@ -31,11 +31,7 @@ pub fn script<'a>(ctx: &'a Context<'_>, idx: usize) -> Result<Option<&'a [u8]>, 
     match ctx.get_raw(idx) {
         ValueRef::Null => Ok(None),
         ValueRef::Text(bytes) | ValueRef::Blob(bytes) => utf8(bytes, "the script").map(Some),
-        other => Err(CallError::ArgumentType {
-            what: "the script",
-            expected: "TEXT",
-            got: type_name(other),
-        }),
+        other => Err(CallError::ArgumentType { what: "the script", expected: "TEXT", got: type_name(other) }),
     }
 }
 

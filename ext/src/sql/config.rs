@@ -98,9 +98,7 @@ pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()>
             2 => FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
             _ => FunctionFlags::SQLITE_UTF8,
         };
-        db.create_scalar_function(NAME, n_args, flags, move |ctx| {
-            js_config(&session, handle, ctx).map_err(|e| e.in_function(NAME))
-        })?;
+        db.create_scalar_function(NAME, n_args, flags, move |ctx| js_config(&session, handle, ctx).map_err(|e| e.in_function(NAME)))?;
     }
     Ok(())
 }
@@ -113,9 +111,7 @@ fn js_config(session: &Session, db: Db, ctx: &Context<'_>) -> Result<SqlValue, C
     }
     let name = match ctx.get_raw(0) {
         ValueRef::Text(name) => String::from_utf8_lossy(name).into_owned(),
-        other => {
-            return Err(CallError::ArgumentType { what: "the setting's name", expected: "TEXT", got: super::args::type_name(other) })
-        }
+        other => return Err(CallError::ArgumentType { what: "the setting's name", expected: "TEXT", got: super::args::type_name(other) }),
     };
     let setting = SETTINGS.iter().find(|s| s.name == name).ok_or_else(|| {
         let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
@@ -131,7 +127,11 @@ fn js_config(session: &Session, db: Db, ctx: &Context<'_>) -> Result<SqlValue, C
                 )))
             }
             other => {
-                return Err(CallError::ArgumentType { what: "the setting's value", expected: "INTEGER", got: super::args::type_name(other) })
+                return Err(CallError::ArgumentType {
+                    what: "the setting's value",
+                    expected: "INTEGER",
+                    got: super::args::type_name(other),
+                })
             }
         };
         // DIRECTONLY is not enough everywhere (see `direct`).

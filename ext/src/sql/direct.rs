@@ -20,11 +20,15 @@ use crate::error::CallError;
 pub fn called_directly(db: Db, function: &str) -> Result<(), CallError> {
     let refused = |why: &'static str| Err(CallError::NotDirect(why));
     match db.running_statements().as_slice() {
-        [only] if !only.read_only => refused("limits and plugins are changed by a statement of their own (SELECT js_config(...)), not inside one that writes"),
+        [only] if !only.read_only => {
+            refused("limits and plugins are changed by a statement of their own (SELECT js_config(...)), not inside one that writes")
+        }
         [only] if first_word_is(&only.sql, "pragma") => refused("limits and plugins are not changed inside a PRAGMA"),
         [only] if calls(&only.sql, function) => Ok(()),
         [_] => refused("called from the database's schema (a view, trigger, constraint or index), not from the statement being run"),
-        _ => refused("another statement of this connection is still running (finish or reset it first); jsbox cannot tell which one made the call"),
+        _ => refused(
+            "another statement of this connection is still running (finish or reset it first); jsbox cannot tell which one made the call",
+        ),
     }
 }
 

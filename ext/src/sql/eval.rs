@@ -20,9 +20,7 @@ pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()>
     let flags = FunctionFlags::SQLITE_UTF8;
     for n_args in [1, 2] {
         let session = Arc::clone(session);
-        db.create_scalar_function(NAME, n_args, flags, move |ctx| {
-            js_eval(&session, ctx).map_err(|e| e.in_function(NAME))
-        })?;
+        db.create_scalar_function(NAME, n_args, flags, move |ctx| js_eval(&session, ctx).map_err(|e| e.in_function(NAME)))?;
     }
     Ok(())
 }

@@ -61,8 +61,13 @@ END;
 ";
 
 /// The triggers on `js_plugins` itself (the others guard the epoch table).
-const PLUGIN_TRIGGERS: [&str; 5] =
-    ["jsbox_plugins_check_insert", "jsbox_plugins_check_update", "jsbox_plugins_inserted", "jsbox_plugins_updated", "jsbox_plugins_deleted"];
+const PLUGIN_TRIGGERS: [&str; 5] = [
+    "jsbox_plugins_check_insert",
+    "jsbox_plugins_check_update",
+    "jsbox_plugins_inserted",
+    "jsbox_plugins_updated",
+    "jsbox_plugins_deleted",
+];
 const EPOCH_TRIGGERS: [&str; 3] = ["jsbox_plugins_epoch_kept", "jsbox_plugins_epoch_single", "jsbox_plugins_epoch_issued"];
 
 /// Whether every trigger is in place, on the tables it was made for.

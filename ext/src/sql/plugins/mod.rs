@@ -138,7 +138,13 @@ impl Plugins {
     }
 
     /// The compiled current version of `name`, for `usage` with `argc` arguments.
-    fn compiled(&self, name: &str, usage: Use, argc: Option<usize>, registered: Option<Registered>) -> Result<Arc<CompiledPlugin>, CallError> {
+    fn compiled(
+        &self,
+        name: &str,
+        usage: Use,
+        argc: Option<usize>,
+        registered: Option<Registered>,
+    ) -> Result<Arc<CompiledPlugin>, CallError> {
         self.entered()?;
         self.on()?;
         let snapshot = self.session.own_changes.snapshot(self.db);

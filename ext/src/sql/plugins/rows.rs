@@ -19,7 +19,6 @@ use crate::error::{PluginError, RowProblem, MAX_NAME_BYTES, MAX_PLUGIN_ARGS};
 use crate::sql::args::type_name;
 use crate::sql::db::Db;
 
-
 /// A row of `js_plugins` that can be a plugin (its name is checked apart: [`check_name`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -55,16 +54,16 @@ pub fn table_exists(conn: &Connection) -> Result<bool, PluginError> {
     }
     // A virtual table has no pages of its own (root page 0), and its statement is CREATE
     // VIRTUAL TABLE, however written (comments may stand between the words).
-    let ordinary = rootpage.is_some_and(|page| page > 0) && sql_text.as_deref().is_some_and(|sql| first_words(sql, 2) == ["CREATE", "TABLE"]);
+    let ordinary =
+        rootpage.is_some_and(|page| page > 0) && sql_text.as_deref().is_some_and(|sql| first_words(sql, 2) == ["CREATE", "TABLE"]);
     if !ordinary {
         return Err(PluginError::NotATable("a virtual table"));
     }
     // table_xinfo's `hidden`: 2 and 3 are generated columns.
-    let mut stmt = conn.prepare("SELECT lower(name), hidden FROM pragma_table_xinfo('js_plugins', 'main')").map_err(sql("reading the schema"))?;
-    let columns: Vec<(String, i64)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(sql("reading the schema"))?;
+    let mut stmt =
+        conn.prepare("SELECT lower(name), hidden FROM pragma_table_xinfo('js_plugins', 'main')").map_err(sql("reading the schema"))?;
+    let columns: Vec<(String, i64)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(sql("reading the schema"))?;
     for wanted in COLUMNS {
         match columns.iter().find(|(name, _)| name == wanted) {
             None => return Err(PluginError::MissingColumn(wanted)),
@@ -89,9 +88,7 @@ pub fn table(db: Db) -> Result<Option<Table>, PluginError> {
 impl Table {
     /// Every row's name and kind (no source: loading stays cheap however big the plugins are).
     pub fn list(&self) -> Result<Vec<Listing>, PluginError> {
-        self.query("SELECT name, kind FROM main.js_plugins", [], |r| {
-            Ok(Listing { name: name(r.get_ref(0)?), kind: kind(r.get_ref(1)?) })
-        })
+        self.query("SELECT name, kind FROM main.js_plugins", [], |r| Ok(Listing { name: name(r.get_ref(0)?), kind: kind(r.get_ref(1)?) }))
     }
 
     /// Plugin `name`'s row as the database holds it now (its first, if several have that
@@ -100,7 +97,8 @@ impl Table {
     /// to count its characters, never more than its bytes, but keeps nothing of it.)
     pub fn read_one(&self, plugin: &str, max_source_bytes: u64) -> Result<Option<Result<Row, RowProblem>>, PluginError> {
         let max = i64::try_from(max_source_bytes).unwrap_or(i64::MAX);
-        let lengths = self.query("SELECT length(source) FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| r.get::<_, Option<i64>>(0))?;
+        let lengths =
+            self.query("SELECT length(source) FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| r.get::<_, Option<i64>>(0))?;
         let Some(length) = lengths.into_iter().next() else { return Ok(None) };
         let too_large = |bytes: u64| RowProblem::SourceTooLarge { at_least_bytes: bytes, limit_mib: max_source_bytes >> 20 };
         if let Some(length) = length.filter(|n| *n > max) {
@@ -210,8 +208,8 @@ pub fn check_name(name: &str, foreign: &HashSet<String>) -> Result<(), RowProble
         return Err(RowProblem::NameTooLong(name.len()));
     }
     let mut chars = name.chars();
-    let identifier = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let identifier =
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !identifier {
         return Err(RowProblem::NotIdentifier(name.to_owned()));
     }
@@ -252,10 +250,7 @@ mod tests {
         assert_eq!(check_name("", &foreign), Err(RowProblem::NotIdentifier("".into())));
         let long = "a".repeat(300);
         assert_eq!(check_name(&long, &foreign), Err(RowProblem::NameTooLong(300)));
-        assert_eq!(
-            RowProblem::NameTooLong(300).to_string(),
-            "plugin name is 300 bytes long; SQL function names are at most 255 bytes"
-        );
+        assert_eq!(RowProblem::NameTooLong(300).to_string(), "plugin name is 300 bytes long; SQL function names are at most 255 bytes");
         assert_eq!(check_name(&"a".repeat(255), &foreign), Ok(()));
     }
 
@@ -268,7 +263,10 @@ mod tests {
             row(ValueRef::Text(b"scalar"), ValueRef::Integer(1 << 40), ValueRef::Text(b"")),
             Err(RowProblem::ArgumentCountOutOfRange((1i64 << 40).to_string()))
         );
-        assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Integer(-2), ValueRef::Text(b"")), Err(RowProblem::ArgumentCountOutOfRange("-2".into())));
+        assert_eq!(
+            row(ValueRef::Text(b"scalar"), ValueRef::Integer(-2), ValueRef::Text(b"")),
+            Err(RowProblem::ArgumentCountOutOfRange("-2".into()))
+        );
         assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Null, ValueRef::Null), Err(RowProblem::NoSource));
         assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Null, ValueRef::Blob(b"\xff")), Err(RowProblem::SourceNotUtf8(0)));
         assert_eq!(row(ValueRef::Text(b"scalar"), ValueRef::Null, ValueRef::Integer(1)), Err(RowProblem::SourceNotText("INTEGER")));
