@@ -8,15 +8,21 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// `HashMap<K, V, FnvBuildHasher>`.
 pub type FnvBuildHasher = BuildHasherDefault<FnvHasher>;
 
-#[derive(Default)]
+/// FNV-1a's 64-bit state: the offset basis, then each byte mixed in.
 pub struct FnvHasher(u64);
 
 const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0100_0000_01b3;
 
+impl Default for FnvHasher {
+    fn default() -> Self {
+        FnvHasher(OFFSET_BASIS)
+    }
+}
+
 impl Hasher for FnvHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 { OFFSET_BASIS } else { self.0 };
+        let mut hash = self.0;
         for &byte in bytes {
             hash = (hash ^ u64::from(byte)).wrapping_mul(PRIME);
         }
@@ -34,12 +40,13 @@ mod tests {
 
     #[test]
     fn matches_the_reference_vectors() {
-        // From the FNV reference (draft-eastlake-fnv): FNV-1a 64 of "a" and "foobar".
+        // From the FNV reference (draft-eastlake-fnv): FNV-1a 64 of "", "a" and "foobar".
         let hash = |s: &str| {
             let mut h = super::FnvHasher::default();
             h.write(s.as_bytes());
             h.finish()
         };
+        assert_eq!(hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(hash("a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(hash("foobar"), 0x8594_4171_f739_67e8);
     }

@@ -1,7 +1,8 @@
 //! The bytes that cross the sandbox boundary, shared by the guest (`guest/`) and the host (`ext/`)
 //! so that there is exactly one encoding.
 //!
-//! A request is the script's UTF-8 bytes followed by an input whose layout [`InputKind`] names.
+//! A request is a script's QuickJS bytecode (or, to compile one, its UTF-8 source) followed by an
+//! input whose layout [`InputKind`] names, or a plugin call's rows of encoded arguments.
 //! A response is one [`Response`]: a tag byte followed by its payload (little-endian numbers,
 //! raw bytes for text, JSON and blobs). See `docs/abi.md` for the whole protocol.
 

@@ -20,7 +20,7 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use crate::error::GuestError;
 
 /// Keys the atom cache holds at most, and the longest key it holds: enough for the keys of any
-/// regular data; beyond that, keys are interned per use, as before.
+/// regular data; beyond that, keys are interned on each use (QuickJS looks them up itself).
 const MAX_CACHED_KEYS: usize = 4096;
 const MAX_CACHED_KEY_BYTES: usize = 64;
 

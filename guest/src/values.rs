@@ -10,8 +10,9 @@ use rquickjs::{qjs, ArrayBuffer, BigInt, Ctx, FromJs, Object, Type, Value};
 use crate::error::GuestError;
 use crate::json;
 
-/// The largest magnitude up to which every integer is exactly representable as an f64.
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
+/// 2^53: every integer of smaller magnitude is exactly one double, and no double is two of them
+/// (JavaScript's `Number.MAX_SAFE_INTEGER` is the last below it, 2^53 - 1).
+const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
 
 /// Builds the value a script sees as `data`.
 pub fn input_to_js<'js>(ctx: &Ctx<'js>, kind: InputKind, input: &[u8]) -> Result<Value<'js>, GuestError> {
@@ -39,7 +40,7 @@ pub fn input_to_js<'js>(ctx: &Ctx<'js>, kind: InputKind, input: &[u8]) -> Result
 
 /// A number when exact, a BigInt beyond ±2^53 (where a double would silently round).
 pub fn integer_to_js<'js>(ctx: &Ctx<'js>, i: i64) -> Result<Value<'js>, GuestError> {
-    if (i as f64).abs() < MAX_SAFE_INTEGER {
+    if (i as f64).abs() < EXACT_INTEGER_LIMIT {
         Ok(Value::new_number(ctx.clone(), i as f64))
     } else {
         BigInt::from_i64(ctx.clone(), i).map(BigInt::into_value).map_err(|e| GuestError::from_js(ctx, e))
@@ -119,7 +120,7 @@ pub fn encode_number(value: qjs::JSValue, out: &mut Vec<u8>) -> bool {
 
 /// INTEGER for integral numbers within ±2^53 (SQLite would otherwise print `3.0`), else REAL.
 fn number_response(f: f64) -> Response<'static> {
-    if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER {
+    if f.fract() == 0.0 && f.abs() <= EXACT_INTEGER_LIMIT {
         Response::Integer(f as i64)
     } else {
         Response::Real(f)
