@@ -24,6 +24,20 @@
 //! precompiled guest and the epoch thread, [`engine::runtime`], shared by every connection) and
 //! registers the SQL functions of [`sql`] on the connection.
 //!
+//! Types that look alike, from the widest to the narrowest:
+//!
+//! - [`engine::Runtime`]: the process's, made once: the wasmtime engine, the precompiled guest
+//!   module with its imports linked (`InstancePre`), the epoch thread.
+//! - [`sql::Session`]: one connection's: its limits and budget, the scripts it compiled, its
+//!   plugins' registry.
+//! - [`sandbox::Sandbox`]: one live instance of the guest (a wasmtime `Store` and `Instance`)
+//!   with its limits: one `js_eval` call, one aggregate group, or one kept scalar world.
+//! - [`plugin::World`]: a `Sandbox` with a plugin's bytecode loaded, and its batched rows.
+//! - [`sandbox::HostState`]: a sandbox's store data: the memory limit and budget permit it
+//!   enforces, the deadline, what stopped the last call.
+//! - [`abi::Guest`]: a sandbox's view of the guest's exports: typed function handles and its
+//!   memory, through which requests and responses pass.
+//!
 //! Module map: [`engine`] (process-wide engine, module, epoch ticker) · [`allocation`] (a pool,
 //! or sandboxes on demand where the address space is capped) · [`code_memory`] (the
 //! guest's code runs from this library's pages) · [`engine_config`] (the

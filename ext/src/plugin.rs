@@ -7,7 +7,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 
 use crate::engine;
 use crate::error::CallError;
-use crate::sandbox::{bytecode_response, response_to_value, Instance, Limits};
+use crate::sandbox::{bytecode_response, response_to_value, Limits, Sandbox};
 
 /// A plugin's source, compiled and checked.
 #[derive(Debug)]
@@ -25,15 +25,15 @@ impl CompiledPlugin {
 /// Compiles `source` as a plugin of `kind`: its top level runs once here, so syntax errors,
 /// exceptions and missing functions are reported now.
 pub fn compile(kind: PluginKind, source: &str, limits: &Limits) -> Result<CompiledPlugin, CallError> {
-    let mut instance = Instance::new(limits)?;
-    let bytecode = instance
+    let mut sandbox = Sandbox::new(limits)?;
+    let bytecode = sandbox
         .run(|guest, store| guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits.memory_mib)))?;
     Ok(CompiledPlugin { kind, bytecode })
 }
 
 /// A sandbox with a plugin loaded: one per aggregate group, or per connection for a scalar.
 pub struct World {
-    instance: Instance,
+    sandbox: Sandbox,
     /// Encoded arguments of rows not yet sent into the sandbox (aggregates batch their steps).
     pending: Vec<u8>,
     /// The encoded arguments of a single-row call, reused across calls.
@@ -49,12 +49,12 @@ const STEP_BATCH_BYTES: usize = 1 << 20;
 
 impl World {
     pub fn new(plugin: &CompiledPlugin, limits: &Limits) -> Result<Self, CallError> {
-        let mut instance = Instance::new(limits)?;
+        let mut sandbox = Sandbox::new(limits)?;
         let seed = engine::runtime()?.next_seed();
-        instance.run(|guest, store| {
+        sandbox.run(|guest, store| {
             guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits.memory_mib))
         })?;
-        Ok(World { instance, pending: Vec::new(), row: Vec::new(), pending_rows: 0, nargs: 0 })
+        Ok(World { sandbox, pending: Vec::new(), row: Vec::new(), pending_rows: 0, nargs: 0 })
     }
 
     /// `main(...args)` for one row.
@@ -64,11 +64,11 @@ impl World {
 
     /// The memory the world holds now, and what its connection's sandboxes may hold together.
     pub fn memory_bytes(&self) -> u64 {
-        self.instance.memory_bytes()
+        self.sandbox.memory_bytes()
     }
 
     pub fn budget_bytes(&self) -> u64 {
-        self.instance.budget_bytes()
+        self.sandbox.budget_bytes()
     }
 
     /// `state = init()`.
@@ -94,9 +94,10 @@ impl World {
         self.call_row(PluginOp::Inverse, args).map(drop)
     }
 
-    /// `final(state)`, or `value(state)` for a window's current value, after the queued steps,
-    /// which travel with it (one crossing per row of a window).
-    pub fn finish(&mut self, op: PluginOp) -> Result<SqlValue, CallError> {
+    /// The plugin's result after the queued steps, which travel with the request (one crossing
+    /// per row of a window): `final(state)` for `PluginOp::Final`, a window's current
+    /// `value(state)` for `PluginOp::Value`.
+    pub fn result(&mut self, op: PluginOp) -> Result<SqlValue, CallError> {
         self.send_pending(op)
     }
 
@@ -122,7 +123,7 @@ impl World {
                 _ => 8,
             })
             .sum();
-        let limit_mib = self.instance.limits().memory_mib;
+        let limit_mib = self.sandbox.limits().memory_mib;
         if bytes as u64 > limit_mib << 20 {
             return Err(CallError::RowTooLarge { row_mib: (bytes as u64).div_ceil(1 << 20), limit_mib });
         }
@@ -141,8 +142,8 @@ impl World {
     }
 
     fn call(&mut self, op: PluginOp, rows: u32, nargs: u32, args: &[u8]) -> Result<SqlValue, CallError> {
-        let memory_mib = self.instance.limits().memory_mib;
-        self.instance.run(|guest, store| guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, memory_mib)))
+        let memory_mib = self.sandbox.limits().memory_mib;
+        self.sandbox.run(|guest, store| guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, memory_mib)))
     }
 }
 

@@ -204,9 +204,9 @@ pub enum Script<'a> {
 /// that sandbox first, and its bytecode returned with the outcome.
 pub fn eval(limits: &Limits, script: Script<'_>, input: Input<'_>) -> Result<Outcome, CallError> {
     let runtime = engine::runtime()?;
-    let mut instance = Instance::new(limits)?;
+    let mut sandbox = Sandbox::new(limits)?;
     let seed = runtime.next_seed();
-    let (value, console, bytecode) = instance.run(|guest, store| {
+    let (value, console, bytecode) = sandbox.run(|guest, store| {
         let compiled = match script {
             Script::Bytecode(_) => None,
             Script::Source(source) => match guest.script_compile(store, source, |bytes| bytecode_response(bytes, limits.memory_mib))? {
@@ -223,7 +223,7 @@ pub fn eval(limits: &Limits, script: Script<'_>, input: Input<'_>) -> Result<Out
         let console = guest.console(store).map(|b| String::from_utf8_lossy(b).into_owned())?;
         Ok(Ok((value, console, compiled)))
     })?;
-    Ok(Outcome { value: value.map_err(|e| instance.explain(e)), console, bytecode })
+    Ok(Outcome { value: value.map_err(|e| sandbox.explain(e)), console, bytecode })
 }
 
 /// The bytecode a compile call responded with, or the error it reports.
@@ -236,18 +236,18 @@ pub fn bytecode_response(bytes: &[u8], memory_mib: u64) -> Result<Vec<u8>, CallE
 
 /// The guest's self-description (JSON), from a throwaway instance.
 pub fn guest_info() -> Result<String, CallError> {
-    Instance::new(&Limits::default())?.run(|guest, store| guest.info(store).map(|b| Ok(String::from_utf8_lossy(b).into_owned())))
+    Sandbox::new(&Limits::default())?.run(|guest, store| guest.info(store).map(|b| Ok(String::from_utf8_lossy(b).into_owned())))
 }
 
 /// A live sandbox: an instance of the guest with its store. It lives for one `js_eval` call, one
 /// aggregate group, or one connection's scalar plugin; limits apply to each call into it.
-pub struct Instance {
+pub struct Sandbox {
     store: Store<HostState>,
     guest: Guest,
     limits: Limits,
 }
 
-impl Instance {
+impl Sandbox {
     /// A fresh instance of the pre-initialized snapshot.
     pub fn new(limits: &Limits) -> Result<Self, CallError> {
         let runtime = engine::runtime()?;
@@ -274,7 +274,7 @@ impl Instance {
             Err(e) => return Err(instantiation_failure(e, store.data(), &limits)),
         };
         match Guest::bind(&mut store, &instance, &runtime.exports) {
-            Ok(guest) => Ok(Instance { store, guest, limits }),
+            Ok(guest) => Ok(Sandbox { store, guest, limits }),
             Err(e) => Err(failure(e, store.data(), &limits)),
         }
     }

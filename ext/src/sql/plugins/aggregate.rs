@@ -49,7 +49,7 @@ impl PluginAggregate {
     /// The plugin an empty group or frame is answered by; `None` for js_agg, which cannot know.
     fn empty(&self, op: PluginOp) -> rusqlite::Result<SqlValue> {
         let Some(name) = &self.name else { return Ok(SqlValue::Null) };
-        self.start(name, None).and_then(|mut world| world.finish(op)).map_err(|e| e.in_function(name))
+        self.start(name, None).and_then(|mut world| world.result(op)).map_err(|e| e.in_function(name))
     }
 }
 
@@ -77,7 +77,7 @@ impl Aggregate<Group, SqlValue> for PluginAggregate {
 
     fn finalize(&self, _: &mut Context<'_>, group: Option<Group>) -> rusqlite::Result<SqlValue> {
         match group {
-            Some(mut group) => group.world.finish(PluginOp::Final).map_err(|e| e.in_function(&group.name)),
+            Some(mut group) => group.world.result(PluginOp::Final).map_err(|e| e.in_function(&group.name)),
             // An empty group: final(init()) in a fresh world.
             None => self.empty(PluginOp::Final),
         }
@@ -87,7 +87,7 @@ impl Aggregate<Group, SqlValue> for PluginAggregate {
 impl WindowAggregate<Group, SqlValue> for PluginAggregate {
     fn value(&self, group: Option<&mut Group>) -> rusqlite::Result<SqlValue> {
         match group {
-            Some(group) => group.world.finish(PluginOp::Value).map_err(|e| e.in_function(&group.name)),
+            Some(group) => group.world.result(PluginOp::Value).map_err(|e| e.in_function(&group.name)),
             // An empty frame: value(init()) (final's, without value) in a fresh world.
             None => self.empty(PluginOp::Value),
         }

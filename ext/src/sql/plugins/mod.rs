@@ -232,16 +232,17 @@ impl Plugins {
         Ok(())
     }
 
-    /// `js_plugins_init()` (`create`) and `js_plugins_reload()`: installs the triggers, reads
-    /// every row, registers every usable plugin and compiles it; fails naming every row that
-    /// cannot be used (the others are registered all the same). Returns the number of rows.
-    fn sync(&self, function: &str, create: bool) -> Result<i64, CallError> {
+    /// `js_plugins_init()` (which creates the table) and `js_plugins_reload()`: installs the
+    /// triggers, reads every row, registers every usable plugin and compiles it; fails naming
+    /// every row that cannot be used (the others are registered all the same). Returns the
+    /// number of rows.
+    fn sync(&self, function: &str, table: MissingTable) -> Result<i64, CallError> {
         self.entered()?;
         self.on()?;
         self.called_directly(function)?;
         let conn = self.db.connection();
         let mut exists = self.table_exists(&conn)?;
-        if create {
+        if table == MissingTable::Create {
             conn.execute_batch(SCHEMA).map_err(|e| PluginError::Sql("creating js_plugins", e.to_string()))?;
             exists = self.table_exists(&conn)?;
         }
@@ -358,6 +359,15 @@ impl Plugins {
     }
 }
 
+/// What `js_plugins_init` and `js_plugins_reload` do where `js_plugins` does not exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MissingTable {
+    /// Create it (`js_plugins_init`).
+    Create,
+    /// Fail: there is nothing to reload.
+    Refuse,
+}
+
 /// Registers `js_plugins_init`, `js_plugins_reload`, `js_plugins_changed`, `js_call`, `js_agg`,
 /// and, when `js_plugins` exists, every plugin in it.
 pub fn register(conn: &Connection, session: &Arc<Session>) -> rusqlite::Result<()> {
@@ -365,9 +375,9 @@ pub fn register(conn: &Connection, session: &Arc<Session>) -> rusqlite::Result<(
     // DIRECTONLY: they change what the connection runs, so a database's own schema (views,
     // triggers) may not call them; the connection's TEMP triggers may.
     let direct = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
-    for (name, create) in [("js_plugins_init", true), ("js_plugins_reload", false)] {
+    for (name, table) in [("js_plugins_init", MissingTable::Create), ("js_plugins_reload", MissingTable::Refuse)] {
         let plugins = plugins.clone();
-        conn.create_scalar_function(name, 0, direct, move |_| plugins.sync(name, create).map_err(|e| e.in_function(name)))?;
+        conn.create_scalar_function(name, 0, direct, move |_| plugins.sync(name, table).map_err(|e| e.in_function(name)))?;
     }
     let check = plugins.clone();
     conn.create_scalar_function("js_plugins_check", 4, direct, move |ctx| check.check(ctx).map_err(|e| e.in_function("js_plugins")))?;
