@@ -139,13 +139,49 @@ fn with_connection<R>(f: impl FnOnce(&Connection) -> R) -> R {
             conn.execute_batch(
                 "SELECT js_plugins_init();
                  INSERT INTO js_plugins(name, kind, source) VALUES ('describe', 'scalar',
-                   'function main(...args) { return args.map(a => typeof a + \":\" + (typeof a === \"bigint\" ? String(a) : JSON.stringify(a))).join(\" \") }');",
+                   'function main(...args) {
+                      return JSON.stringify(args.map(a => a === null ? [\"null\", null]
+                        : a instanceof Uint8Array ? [\"bytes\", Array.from(a)]
+                        : typeof a === \"bigint\" ? [\"bigint\", String(a)]
+                        : [typeof a, a]));
+                    }');",
             )
             .unwrap();
             conn
         };
     }
     CONN.with(|conn| f(conn))
+}
+
+/// Whether a plugin's argument `arg` arrived as `kind` (`typeof`, or null, bytes, bigint) with
+/// `value` (as JSON.stringify wrote it): INTEGER as a number, a BigInt beyond ±2^53; REAL as a
+/// number (JSON has no infinities: null); NULL as null; BLOB as a Uint8Array of its bytes; TEXT
+/// whose first non-blank character is `{` or `[` parsed when it is JSON, else as the string.
+fn arrived_as(arg: &Value, kind: &str, value: &serde_json::Value) -> bool {
+    const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
+    match arg {
+        Value::Null => kind == "null",
+        Value::Integer(i) if (*i as f64).abs() < EXACT_INTEGER_LIMIT => kind == "number" && value.as_f64() == Some(*i as f64),
+        Value::Integer(i) => kind == "bigint" && value.as_str() == Some(i.to_string().as_str()),
+        // SQLite stores NaN as NULL.
+        Value::Real(f) if f.is_nan() => kind == "null",
+        Value::Real(f) if f.is_infinite() => kind == "number" && value.is_null(),
+        Value::Real(f) => kind == "number" && value.as_f64() == Some(*f),
+        Value::Blob(bytes) => {
+            kind == "bytes"
+                && value.as_array().is_some_and(|got| got.iter().map(|b| b.as_u64()).eq(bytes.iter().map(|b| Some(u64::from(*b)))))
+        }
+        Value::Text(text) => {
+            let looks_like_json = text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with(['{', '[']);
+            let as_string = kind == "string" && value.as_str() == Some(text.as_str());
+            match (looks_like_json, serde_json::from_str::<serde_json::Value>(text)) {
+                (false, _) => as_string,
+                (true, Ok(_)) => kind == "object",
+                // serde_json refuses a few texts JSON.parse accepts (numbers beyond f64's range).
+                (true, Err(_)) => as_string || kind == "object",
+            }
+        }
+    }
 }
 
 /// An error from `function`, as every jsbox error is reported.
@@ -189,8 +225,14 @@ proptest! {
             let sql = format!("SELECT describe({placeholders})");
             let got = conn.query_row(&sql, rusqlite::params_from_iter(args.iter()), |r| r.get::<_, Value>(0));
             match &got {
-                // One description per argument.
-                Ok(Value::Text(described)) => prop_assert!(args.is_empty() || !described.is_empty()),
+                // Each argument arrives as the contract says (docs/functions.md, "Stored plugins").
+                Ok(Value::Text(described)) => {
+                    let described: Vec<(String, serde_json::Value)> = serde_json::from_str(described).unwrap();
+                    prop_assert_eq!(described.len(), args.len());
+                    for (arg, (kind, value)) in args.iter().zip(&described) {
+                        prop_assert!(arrived_as(arg, kind, value), "{arg:?} arrived as {kind} {value}");
+                    }
+                }
                 Ok(other) => prop_assert!(false, "describe gave {other:?}"),
                 Err(e) => prop_assert!(names_function(e, "describe"), "describe({args:?}): {e}"),
             }
