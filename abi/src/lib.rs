@@ -51,6 +51,84 @@ pub enum InputKind: u32 {
 }
 }
 
+/// The input of a call, as the script will see it in `data`: the host encodes it after the
+/// script's bytecode ([`Input::write_to`]), the guest decodes it ([`Input::decode`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Input<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    /// JSON text (UTF-8), parsed by QuickJS's `JSON.parse`.
+    Json(&'a [u8]),
+    /// JSON text, transcoded by serde_json in the guest instead of QuickJS's parser.
+    JsonSerde(&'a [u8]),
+}
+
+impl<'a> Input<'a> {
+    pub fn kind(&self) -> InputKind {
+        match self {
+            Input::Null => InputKind::Null,
+            Input::Integer(_) => InputKind::Integer,
+            Input::Real(_) => InputKind::Real,
+            Input::Json(_) => InputKind::Json,
+            Input::JsonSerde(_) => InputKind::JsonSerde,
+        }
+    }
+
+    /// Bytes of its encoding.
+    pub fn len(&self) -> usize {
+        match self {
+            Input::Null => 0,
+            Input::Integer(_) | Input::Real(_) => 8,
+            Input::Json(bytes) | Input::JsonSerde(bytes) => bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Encodes it into `buf`, which is [`Input::len`] bytes long.
+    pub fn write_to(&self, buf: &mut [u8]) {
+        match *self {
+            Input::Null => {}
+            Input::Integer(i) => buf.copy_from_slice(&i.to_le_bytes()),
+            Input::Real(f) => buf.copy_from_slice(&f.to_le_bytes()),
+            Input::Json(bytes) | Input::JsonSerde(bytes) => buf.copy_from_slice(bytes),
+        }
+    }
+
+    /// Decodes the input bytes of a request whose input is of `kind`.
+    pub fn decode(kind: InputKind, bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let number = || <[u8; 8]>::try_from(bytes).map_err(|_| DecodeError("numeric input is not 8 bytes"));
+        Ok(match kind {
+            InputKind::Null => Input::Null,
+            InputKind::Integer => Input::Integer(i64::from_le_bytes(number()?)),
+            InputKind::Real => Input::Real(f64::from_le_bytes(number()?)),
+            InputKind::Json => Input::Json(bytes),
+            InputKind::JsonSerde => Input::JsonSerde(bytes),
+        })
+    }
+}
+
+/// The names of the guest's exports, which the host looks up (docs/abi.md has their
+/// signatures). The guest's `#[no_mangle]` functions carry these names; the host checks at load
+/// that the guest exports exactly these.
+pub mod export_names {
+    pub const MEMORY: &str = "memory";
+    pub const ALLOC: &str = "jsbox_alloc";
+    pub const SCRIPT_COMPILE: &str = "jsbox_script_compile";
+    pub const EVAL: &str = "jsbox_eval";
+    pub const CONSOLE: &str = "jsbox_console";
+    pub const INFO: &str = "jsbox_info";
+    pub const PLUGIN_COMPILE: &str = "jsbox_plugin_compile";
+    pub const PLUGIN_LOAD: &str = "jsbox_plugin_load";
+    pub const PLUGIN_CALL: &str = "jsbox_plugin_call";
+
+    /// All of them.
+    pub const ALL: [&str; 9] = [MEMORY, ALLOC, SCRIPT_COMPILE, EVAL, CONSOLE, INFO, PLUGIN_COMPILE, PLUGIN_LOAD, PLUGIN_CALL];
+}
+
 raw_enum! {
 /// Why a call produced no value.
 pub enum ErrorKind: u8 {
@@ -187,12 +265,48 @@ impl PluginKind {
     }
 
     /// The JavaScript functions a plugin of this kind must define.
-    pub fn required_functions(self) -> &'static [&'static str] {
+    pub fn required_functions(self) -> &'static [PluginFunction] {
+        use PluginFunction::*;
         match self {
-            Self::Scalar => &["main"],
-            Self::Aggregate => &["init", "step", "final"],
-            Self::Window => &["init", "step", "final", "inverse"],
+            Self::Scalar => &[Main],
+            Self::Aggregate => &[Init, Step, Final],
+            Self::Window => &[Init, Step, Final, Inverse],
         }
+    }
+}
+
+/// The functions of the plugin contract (docs/functions.md, "The contract"), each with the
+/// global name a plugin defines it under. The guest keeps a loaded plugin's functions indexed
+/// by this enum, so that a call looks up nothing by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PluginFunction {
+    Main,
+    Init,
+    Step,
+    Final,
+    Inverse,
+    Value,
+}
+
+impl PluginFunction {
+    /// Every function of the contract, in the order of their indices.
+    pub const ALL: [PluginFunction; 6] = [Self::Main, Self::Init, Self::Step, Self::Final, Self::Inverse, Self::Value];
+
+    /// The global name a plugin defines it under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::Init => "init",
+            Self::Step => "step",
+            Self::Final => "final",
+            Self::Inverse => "inverse",
+            Self::Value => "value",
+        }
+    }
+
+    /// Its index in [`PluginFunction::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -366,7 +480,19 @@ mod tests {
     fn plugin_kinds_name_their_functions() {
         assert_eq!(PluginKind::parse("window"), Some(PluginKind::Window));
         assert_eq!(PluginKind::parse("table"), None);
-        assert_eq!(PluginKind::Aggregate.required_functions(), ["init", "step", "final"]);
+        let names: Vec<&str> = PluginKind::Aggregate.required_functions().iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["init", "step", "final"]);
+        assert!(PluginFunction::ALL.iter().enumerate().all(|(i, f)| f.index() == i));
+    }
+
+    #[test]
+    fn inputs_decode_to_what_was_encoded() {
+        for input in [Input::Null, Input::Integer(-(1 << 60)), Input::Real(-0.5), Input::Json(b"[1]"), Input::JsonSerde(b"{}")] {
+            let mut buf = vec![0; input.len()];
+            input.write_to(&mut buf);
+            assert_eq!(Input::decode(input.kind(), &buf), Ok(input));
+        }
+        assert_eq!(Input::decode(InputKind::Real, &[0; 7]), Err(DecodeError("numeric input is not 8 bytes")));
     }
 
     #[test]

@@ -120,29 +120,21 @@ fn main() {
     let (s1, s2, s3, s4) = (seed_script.clone(), seed_script.clone(), seed_json.clone(), seed_json.clone());
     let (j1, j2) = (seed_json.clone(), seed_json.clone());
     let mut workloads: Vec<Workload<'_>> = vec![
-        ("W1 seed script on seed fixture, JSON via QuickJS's parser", 50, Box::new(move || eval_ok(&s1, Input::Json(&s3)))),
-        ("W1 seed script on seed fixture, JSON via serde_json transcoding", 50, Box::new(move || eval_ok(&s2, Input::JsonSerde(&s4)))),
-        (
-            "JSON input only (data.features.length), QuickJS's parser",
-            50,
-            Box::new(move || eval_ok("data.features.length", Input::Json(&j1))),
-        ),
-        (
-            "JSON input only (data.features.length), serde_json",
-            50,
-            Box::new(move || eval_ok("data.features.length", Input::JsonSerde(&j2))),
-        ),
+        (W1_QUICKJS, 50, Box::new(move || eval_ok(&s1, Input::Json(&s3)))),
+        (W1_SERDE, 50, Box::new(move || eval_ok(&s2, Input::JsonSerde(&s4)))),
+        (INPUT_QUICKJS, 50, Box::new(move || eval_ok("data.features.length", Input::Json(&j1)))),
+        (INPUT_SERDE, 50, Box::new(move || eval_ok("data.features.length", Input::JsonSerde(&j2)))),
         ("W6 js_eval('1'): a fresh JS world", 2000, Box::new(|| eval_ok("1", Input::Null))),
-        ("W5 bare sqlite3 process: SELECT 1+1", 10, Box::new(sqlite3(&[":memory:", "SELECT 1+1"]))),
-        ("W5 sqlite3 process: .load + js_eval('1+1')", 10, Box::new(sqlite3(&[":memory:", "-cmd", &load, "SELECT js_eval('1+1')"]))),
-        ("sqlite3 process: 100 x readfile, no js_eval", 3, Box::new(sqlite3(&[":memory:", "-cmd", &load, &sql_empty]))),
-        ("sqlite3 process: 100 x js_eval(seed script, seed fixture)", 3, Box::new(sqlite3(&[":memory:", "-cmd", &load, &sql_seed]))),
-        ("100k rows, 125 groups: sum(length(feature)) (plain SQL)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_plain]))),
-        ("100k rows, 125 groups: track_cff(feature) (GeoJSON TEXT, aggregate)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_cff]))),
-        ("100k rows, 125 groups: sum(ele) (plain SQL)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_ele_plain]))),
-        ("100k rows, 125 groups: elevation_gain(ele) (REAL, aggregate)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_ele]))),
-        ("100k rows: sum(lat * 0.001) (plain SQL)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &scalar_plain]))),
-        ("100k rows: sum(convert_length(lat, 'm', 'km')) (scalar plugin)", 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &scalar_js]))),
+        (BARE_PROCESS, 10, Box::new(sqlite3(&[":memory:", "SELECT 1+1"]))),
+        (LOAD_AND_CALL, 10, Box::new(sqlite3(&[":memory:", "-cmd", &load, "SELECT js_eval('1+1')"]))),
+        (READFILE_100, 3, Box::new(sqlite3(&[":memory:", "-cmd", &load, &sql_empty]))),
+        (SEED_100, 3, Box::new(sqlite3(&[":memory:", "-cmd", &load, &sql_seed]))),
+        (AGG_PLAIN, 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_plain]))),
+        (AGG_CFF, 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_cff]))),
+        (AGG_ELE_PLAIN, 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_ele_plain]))),
+        (AGG_ELE, 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &agg_ele]))),
+        (SCALAR_PLAIN, 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &scalar_plain]))),
+        (SCALAR, 2, Box::new(sqlite3(&[&db_arg, "-cmd", &load, &scalar_js]))),
     ];
     let stats = interleaved(&mut workloads);
     let load_after = loadavg();
@@ -155,16 +147,22 @@ fn main() {
         rows.push(serde_json::json!({"workload": name, "median_us": s.median.as_secs_f64() * 1e6,
             "min_us": s.min.as_secs_f64() * 1e6, "max_us": s.max.as_secs_f64() * 1e6}));
     }
-    let per_call_sql = (stats[8].median.saturating_sub(stats[7].median)) / SQL_CALLS as u32;
-    let startup = stats[6].median.saturating_sub(stats[5].median);
+    // The derived figures, from the workloads by name (a renamed workload fails here, loudly).
+    let median = |name: &str| {
+        let at = workloads.iter().position(|(n, _, _)| *n == name).unwrap_or_else(|| panic!("no workload named {name:?}"));
+        stats[at].median
+    };
+    let over = |name: &str, baseline: &str| median(name).saturating_sub(median(baseline));
+    let per_call_sql = over(SEED_100, READFILE_100) / SQL_CALLS as u32;
+    let startup = over(LOAD_AND_CALL, BARE_PROCESS);
     println!();
     println!("W1 through SQL, per call (100-call process minus the same process without js_eval): {per_call_sql:.1?}");
     println!("W5 .load + first call, over bare sqlite3: {startup:.1?}");
-    let per_row = |plugin: usize, plain: usize| stats[plugin].median.saturating_sub(stats[plain].median) / PLUGIN_ROWS as u32;
-    let (cff_row, ele_row, scalar_row) = (per_row(10, 9), per_row(12, 11), per_row(14, 13));
+    let per_row = |plugin: &str, plain: &str| over(plugin, plain) / PLUGIN_ROWS as u32;
+    let (cff_row, ele_row, scalar_row) = (per_row(AGG_CFF, AGG_PLAIN), per_row(AGG_ELE, AGG_ELE_PLAIN), per_row(SCALAR, SCALAR_PLAIN));
     println!("plugin cost per row over plain SQL: aggregate on GeoJSON TEXT {cff_row:.2?}, aggregate on REAL {ele_row:.2?}, scalar {scalar_row:.2?}");
-    println!("W1 serde_json / QuickJS parser: {:.2}", ratio(stats[1].median, stats[0].median));
-    println!("JSON input only, serde_json / QuickJS parser: {:.2}", ratio(stats[3].median, stats[2].median));
+    println!("W1 serde_json / QuickJS parser: {:.2}", ratio(median(W1_SERDE), median(W1_QUICKJS)));
+    println!("JSON input only, serde_json / QuickJS parser: {:.2}", ratio(median(INPUT_SERDE), median(INPUT_QUICKJS)));
     let target = repo().join("target");
     let sizes = [
         ("guest .wasm", target.join("wasm32-wasip1/release/jsbox_guest.wasm")),
@@ -185,6 +183,22 @@ fn main() {
     });
     std::fs::write(out.join("sandbox.json"), serde_json::to_string_pretty(&json).unwrap()).unwrap();
 }
+
+// The workloads that derived figures are computed from, by name.
+const W1_QUICKJS: &str = "W1 seed script on seed fixture, JSON via QuickJS's parser";
+const W1_SERDE: &str = "W1 seed script on seed fixture, JSON via serde_json transcoding";
+const INPUT_QUICKJS: &str = "JSON input only (data.features.length), QuickJS's parser";
+const INPUT_SERDE: &str = "JSON input only (data.features.length), serde_json";
+const BARE_PROCESS: &str = "W5 bare sqlite3 process: SELECT 1+1";
+const LOAD_AND_CALL: &str = "W5 sqlite3 process: .load + js_eval('1+1')";
+const READFILE_100: &str = "sqlite3 process: 100 x readfile, no js_eval";
+const SEED_100: &str = "sqlite3 process: 100 x js_eval(seed script, seed fixture)";
+const AGG_PLAIN: &str = "100k rows, 125 groups: sum(length(feature)) (plain SQL)";
+const AGG_CFF: &str = "100k rows, 125 groups: track_cff(feature) (GeoJSON TEXT, aggregate)";
+const AGG_ELE_PLAIN: &str = "100k rows, 125 groups: sum(ele) (plain SQL)";
+const AGG_ELE: &str = "100k rows, 125 groups: elevation_gain(ele) (REAL, aggregate)";
+const SCALAR_PLAIN: &str = "100k rows: sum(lat * 0.001) (plain SQL)";
+const SCALAR: &str = "100k rows: sum(convert_length(lat, 'm', 'km')) (scalar plugin)";
 
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64()

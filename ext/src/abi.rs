@@ -4,7 +4,8 @@
 
 use std::cell::Cell;
 
-use jsbox_abi::{unpack_ptr_len, InputKind, PluginKind, PluginOp};
+pub use jsbox_abi::Input;
+use jsbox_abi::{export_names as names, unpack_ptr_len, PluginKind, PluginOp};
 use wasmtime::{Extern, Instance, Memory, Module, ModuleExport, Store, TypedFunc};
 
 use crate::error::CallError;
@@ -23,61 +24,28 @@ pub struct GuestExports {
 }
 
 impl GuestExports {
+    /// The exports of `module`, which must be exactly those jsbox-abi names.
     pub fn resolve(module: &Module) -> Result<Self, CallError> {
+        let mut exported: Vec<&str> = module.exports().map(|export| export.name()).collect();
+        exported.sort_unstable();
+        let mut expected = names::ALL;
+        expected.sort_unstable();
+        if exported != expected {
+            return Err(CallError::Internal(format!("the guest exports {exported:?}, not the ABI's {expected:?}")));
+        }
         let export =
             |name: &str| module.get_export_index(name).ok_or_else(|| CallError::Internal(format!("the guest has no `{name}` export")));
         Ok(GuestExports {
-            memory: export("memory")?,
-            alloc: export("jsbox_alloc")?,
-            script_compile: export("jsbox_script_compile")?,
-            eval: export("jsbox_eval")?,
-            console: export("jsbox_console")?,
-            info: export("jsbox_info")?,
-            plugin_compile: export("jsbox_plugin_compile")?,
-            plugin_load: export("jsbox_plugin_load")?,
-            plugin_call: export("jsbox_plugin_call")?,
+            memory: export(names::MEMORY)?,
+            alloc: export(names::ALLOC)?,
+            script_compile: export(names::SCRIPT_COMPILE)?,
+            eval: export(names::EVAL)?,
+            console: export(names::CONSOLE)?,
+            info: export(names::INFO)?,
+            plugin_compile: export(names::PLUGIN_COMPILE)?,
+            plugin_load: export(names::PLUGIN_LOAD)?,
+            plugin_call: export(names::PLUGIN_CALL)?,
         })
-    }
-}
-
-/// The input of a call, as the script will see it in `data`.
-#[derive(Debug, Clone, Copy)]
-pub enum Input<'a> {
-    Null,
-    Integer(i64),
-    Real(f64),
-    /// JSON text (already checked to be UTF-8).
-    Json(&'a [u8]),
-    /// JSON text, transcoded by serde_json in the guest instead of QuickJS's parser.
-    JsonSerde(&'a [u8]),
-}
-
-impl Input<'_> {
-    fn kind(&self) -> InputKind {
-        match self {
-            Input::Null => InputKind::Null,
-            Input::Integer(_) => InputKind::Integer,
-            Input::Real(_) => InputKind::Real,
-            Input::Json(_) => InputKind::Json,
-            Input::JsonSerde(_) => InputKind::JsonSerde,
-        }
-    }
-
-    fn write_to(&self, buf: &mut [u8]) {
-        match *self {
-            Input::Null => {}
-            Input::Integer(i) => buf.copy_from_slice(&i.to_le_bytes()),
-            Input::Real(f) => buf.copy_from_slice(&f.to_le_bytes()),
-            Input::Json(bytes) | Input::JsonSerde(bytes) => buf.copy_from_slice(bytes),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Input::Null => 0,
-            Input::Integer(_) | Input::Real(_) => 8,
-            Input::Json(bytes) | Input::JsonSerde(bytes) => bytes.len(),
-        }
     }
 }
 

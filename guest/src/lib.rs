@@ -4,18 +4,10 @@
 //! time by Wizer (see [`init`]), and exposes the small ABI below to the host. Every call happens in
 //! a fresh instance of the pre-initialized snapshot, so nothing a script does outlives its call.
 //!
-//! # ABI (version 3, mirrored by `ext/src/abi.rs`; documented in `docs/abi.md`)
+//! # ABI (version 3; documented in `docs/abi.md`)
 //!
-//! | export | signature | meaning |
-//! |---|---|---|
-//! | `jsbox_alloc` | `(len: i32) -> i32` | pointer to a request buffer of `len` bytes |
-//! | `jsbox_script_compile` | `(len: i32) -> i64` | compile a script; respond with its bytecode |
-//! | `jsbox_eval` | `(code_len: i32, input_kind: i32, input_len: i32, seed: i64) -> i64` | run compiled script with `data` bound to the input, return the response as `ptr << 32 \| len` |
-//! | `jsbox_plugin_compile` | `(len: i32, kind: i32) -> i64` | compile a plugin's source; respond with its bytecode |
-//! | `jsbox_plugin_load` | `(len: i32, kind: i32, seed: i64) -> i64` | load plugin bytecode into this instance |
-//! | `jsbox_plugin_call` | `(op: i32, rows: i32, nargs: i32, len: i32) -> i64` | call the loaded plugin over encoded rows |
-//! | `jsbox_console` | `() -> i64` | the console output captured during the last call, `ptr << 32 \| len` |
-//! | `jsbox_info` | `() -> i64` | a JSON object describing the guest (QuickJS version, ABI version) |
+//! The exports are the `jsbox_*` functions below; their names are `jsbox_abi::export_names`,
+//! which the host looks them up by, and it refuses a guest that exports other ones.
 //!
 //! For `jsbox_eval` the request buffer holds the script's bytecode followed by the input bytes,
 //! whose meaning depends on `input_kind` ([`jsbox_abi::InputKind`]). The response is one tagged value

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 
-use jsbox_abi::{Arg, ErrorKind, PluginKind, PluginOp};
+use jsbox_abi::{Arg, ErrorKind, PluginFunction, PluginKind, PluginOp};
 use rquickjs::{qjs, Ctx, Function, TypedArray, Value};
 
 use crate::error::GuestError;
@@ -17,10 +17,10 @@ use crate::script;
 use crate::values::{self, integer_to_js};
 
 thread_local! {
-    /// The loaded plugin's functions, by their index in [`PLUGIN_FUNCTIONS`]: owned references,
-    /// taken once at load and kept for the instance's lifetime, so that a call resolves nothing.
-    static FUNCTIONS: Cell<[Option<qjs::JSValue>; PLUGIN_FUNCTIONS.len()]> =
-        const { Cell::new([None; PLUGIN_FUNCTIONS.len()]) };
+    /// The loaded plugin's functions, by [`PluginFunction::index`]: owned references, taken
+    /// once at load and kept for the instance's lifetime, so that a call resolves nothing.
+    static FUNCTIONS: Cell<[Option<qjs::JSValue>; PluginFunction::ALL.len()]> =
+        const { Cell::new([None; PluginFunction::ALL.len()]) };
     /// The aggregate state of the group this instance serves (an owned reference).
     static STATE: Cell<qjs::JSValue> = const { Cell::new(qjs::JS_UNDEFINED) };
     /// The argument vector of [`RawCall`], kept between calls so that a row allocates nothing.
@@ -44,17 +44,13 @@ pub fn load(ctx: &Ctx<'_>, bytecode: &[u8], kind: PluginKind) -> Result<(), Gues
 fn run_and_check<'js>(ctx: &Ctx<'js>, function: Value<'js>, kind: PluginKind) -> Result<(), GuestError> {
     let ctx_ptr = ctx.as_raw().as_ptr();
     script::run(ctx, &function)?;
-    let mut functions = [None; PLUGIN_FUNCTIONS.len()];
-    for (slot, name) in functions.iter_mut().zip(PLUGIN_FUNCTIONS) {
+    let mut functions = [None; PluginFunction::ALL.len()];
+    for (slot, function) in functions.iter_mut().zip(PluginFunction::ALL) {
         // SAFETY: an owned reference to a live function, kept until the instance is dropped.
-        *slot = resolve(ctx, name)?.map(|function| unsafe { qjs::JS_DupValue(ctx_ptr, function.as_raw()) });
+        *slot = resolve(ctx, function.name())?.map(|function| unsafe { qjs::JS_DupValue(ctx_ptr, function.as_raw()) });
     }
-    let missing: Vec<&str> = kind
-        .required_functions()
-        .iter()
-        .copied()
-        .filter(|name| PLUGIN_FUNCTIONS.iter().zip(&functions).any(|(known, f)| known == name && f.is_none()))
-        .collect();
+    let names = |list: &mut dyn Iterator<Item = &PluginFunction>| list.map(|f| f.name()).collect::<Vec<_>>().join(", ");
+    let missing = names(&mut kind.required_functions().iter().filter(|f| functions[f.index()].is_none()));
     FUNCTIONS.with(|slot| slot.set(functions));
     if missing.is_empty() {
         return Ok(());
@@ -65,14 +61,11 @@ fn run_and_check<'js>(ctx: &Ctx<'js>, function: Value<'js>, kind: PluginKind) ->
             "{} {} plugin must define {}; missing: {}",
             if kind == PluginKind::Aggregate { "an" } else { "a" },
             kind.as_str(),
-            kind.required_functions().join(", "),
-            missing.join(", ")
+            names(&mut kind.required_functions().iter()),
+            missing
         ),
     ))
 }
-
-/// Every function name the plugin contract knows.
-const PLUGIN_FUNCTIONS: [&str; 6] = ["main", "init", "step", "final", "inverse", "value"];
 
 /// The function a global name is bound to, whether by `function`, `var`, `let` or `const`
 /// (top-level `let`/`const` are not properties of the global object, so look them up by name).
@@ -82,14 +75,13 @@ fn resolve<'js>(ctx: &Ctx<'js>, name: &str) -> Result<Option<Function<'js>>, Gue
     Ok(value.into_function())
 }
 
-/// The loaded plugin's function `name` (a borrowed reference), if it defines one.
-fn function(name: &str) -> Option<qjs::JSValue> {
-    let index = PLUGIN_FUNCTIONS.iter().position(|known| *known == name)?;
-    FUNCTIONS.with(|functions| functions.get()[index])
+/// The loaded plugin's `function` (a borrowed reference), if it defines one.
+fn function(function: PluginFunction) -> Option<qjs::JSValue> {
+    FUNCTIONS.with(|functions| functions.get()[function.index()])
 }
 
-fn required(name: &str) -> Result<qjs::JSValue, GuestError> {
-    function(name).ok_or_else(|| GuestError::new(ErrorKind::Script, format!("the plugin does not define {name}()")))
+fn required(function: PluginFunction) -> Result<qjs::JSValue, GuestError> {
+    self::function(function).ok_or_else(|| GuestError::new(ErrorKind::Script, format!("the plugin does not define {}()", function.name())))
 }
 
 /// Runs `op` over `rows` rows of `nargs` encoded arguments each, writing the response to `out`.
@@ -104,8 +96,8 @@ pub fn call<'js>(ctx: &Ctx<'js>, op: PluginOp, rows: u32, nargs: u32, mut args: 
     let mut call = RawCall::new(ctx);
     let per_row = match op {
         PluginOp::Main | PluginOp::Init => None,
-        PluginOp::Inverse => Some("inverse"),
-        PluginOp::Step | PluginOp::Final | PluginOp::Value => Some("step"),
+        PluginOp::Inverse => Some(PluginFunction::Inverse),
+        PluginOp::Step | PluginOp::Final | PluginOp::Value => Some(PluginFunction::Step),
     };
     if let (Some(name), true) = (per_row, rows > 0) {
         let update = required(name)?;
@@ -117,13 +109,13 @@ pub fn call<'js>(ctx: &Ctx<'js>, op: PluginOp, rows: u32, nargs: u32, mut args: 
     }
     match op {
         PluginOp::Main => {
-            let main = required("main")?;
+            let main = required(PluginFunction::Main)?;
             call.decode_row(args, nargs)?;
             let result = call.call(main)?;
             encode_raw(ctx, result, out)
         }
         PluginOp::Init => {
-            set_state(ctx, call.call(required("init")?)?);
+            set_state(ctx, call.call(required(PluginFunction::Init)?)?);
             jsbox_abi::Response::Null.encode_into(out);
             Ok(())
         }
@@ -132,9 +124,9 @@ pub fn call<'js>(ctx: &Ctx<'js>, op: PluginOp, rows: u32, nargs: u32, mut args: 
             Ok(())
         }
         PluginOp::Final | PluginOp::Value => {
-            let finish = match (op, function("value")) {
+            let finish = match (op, function(PluginFunction::Value)) {
                 (PluginOp::Value, Some(value)) => value,
-                _ => required("final")?,
+                _ => required(PluginFunction::Final)?,
             };
             call.push(state(ctx));
             let result = call.call(finish)?;

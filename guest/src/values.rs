@@ -4,7 +4,7 @@
 //! null/undefined → NULL, objects and arrays → JSON text, ArrayBuffer and typed arrays → BLOB,
 //! BigInt → INTEGER when it fits in 64 bits. Anything else is an error.
 
-use jsbox_abi::{ErrorKind, InputKind, Response};
+use jsbox_abi::{ErrorKind, Input, InputKind, Response};
 use rquickjs::{qjs, ArrayBuffer, BigInt, Ctx, FromJs, Object, Type, Value};
 
 use crate::error::GuestError;
@@ -16,16 +16,14 @@ const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
 
 /// Builds the value a script sees as `data`.
 pub fn input_to_js<'js>(ctx: &Ctx<'js>, kind: InputKind, input: &[u8]) -> Result<Value<'js>, GuestError> {
-    let number = |input: &[u8]| -> Result<[u8; 8], GuestError> {
-        input.try_into().map_err(|_| GuestError::new(ErrorKind::Abi, "numeric input is not 8 bytes"))
-    };
-    match kind {
-        InputKind::Null => Ok(Value::new_null(ctx.clone())),
-        InputKind::Json => parse_json_natively(ctx, input),
+    let input = Input::decode(kind, input).map_err(|e| GuestError::new(ErrorKind::Abi, e.0))?;
+    match input {
+        Input::Null => Ok(Value::new_null(ctx.clone())),
+        Input::Json(input) => parse_json_natively(ctx, input),
         // serde_json refuses a few texts JSON.parse accepts (numbers beyond f64's range, lone
         // surrogates in escapes): on a syntax error, QuickJS's parser decides, and serde_json's
         // message (with line and column) is kept if it refuses too.
-        InputKind::JsonSerde => match std::str::from_utf8(input) {
+        Input::JsonSerde(input) => match std::str::from_utf8(input) {
             Ok(text) => json::transcode(ctx, text).or_else(|error| match error.kind {
                 ErrorKind::InvalidInput => parse_json_natively(ctx, input).map_err(|_| error),
                 _ => Err(error),
@@ -33,8 +31,8 @@ pub fn input_to_js<'js>(ctx: &Ctx<'js>, kind: InputKind, input: &[u8]) -> Result
             // The host sends UTF-8 only; should it not, QuickJS's parser says what is wrong.
             Err(_) => parse_json_natively(ctx, input),
         },
-        InputKind::Real => Ok(Value::new_number(ctx.clone(), f64::from_le_bytes(number(input)?))),
-        InputKind::Integer => integer_to_js(ctx, i64::from_le_bytes(number(input)?)),
+        Input::Real(f) => Ok(Value::new_number(ctx.clone(), f)),
+        Input::Integer(i) => integer_to_js(ctx, i),
     }
 }
 
