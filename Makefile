@@ -63,7 +63,7 @@ lint: build
 	$(CARGO) clippy --release -p xtask -- -D warnings
 	$(CARGO) clippy --release -p jsbox-abi -p sqlite-jsbox -p jsbox --features sqlite-jsbox/loadable_extension --all-targets -- -D warnings
 	$(CARGO) clippy --release -p sqlite-jsbox --all-targets -- -D warnings
-	$(CARGO) clippy --release -p jsbox-tests -p jsbox-bench --all-targets -- -D warnings
+	$(CARGO) clippy --release -p jsbox-testkit -p jsbox-tests -p jsbox-bench --all-targets -- -D warnings
 
 # Unit tests of the shared ABI, the extension's pure modules and the guest's helpers (on the
 # host target).

@@ -497,14 +497,14 @@ fn a_source_no_sandbox_can_hold_is_never_copied() {
     conn.execute_batch("DROP TRIGGER temp.jsbox_plugins_check_insert").unwrap();
     conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES ('huge', 'scalar', '/*' || hex(zeroblob(20000000)) || '*/ function main() { return 1 }')", [])
         .unwrap();
-    let before = jsbox_bench::inproc::resident_kib();
+    let before = resident_kib();
     let expected = "huge: the source has at least 40000033 bytes; no sandbox can hold more than the memory limit of 16 MiB";
     // Not registered (its row could never run), and reported by js_call and reload.
     assert!(error_of(&conn, "SELECT huge()").contains("no such function: huge"));
     assert_eq!(error_of(&conn, "SELECT js_call('huge')"), expected);
     let err = error_of(&conn, "SELECT js_plugins_reload()");
     assert!(err.contains(expected), "{err}");
-    let grown_mib = jsbox_bench::inproc::resident_kib().saturating_sub(before) / 1024;
+    let grown_mib = resident_kib().saturating_sub(before) / 1024;
     assert!(grown_mib < 100, "+{grown_mib} MiB");
     drop(conn);
     let _ = std::fs::remove_file(path);

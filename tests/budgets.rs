@@ -5,7 +5,6 @@
 //! hold is refused before it is buffered; batches are bounded in bytes). Each refusal is a clear
 //! error naming the budget, and the connection goes on working.
 
-use jsbox_bench::inproc::resident_kib;
 use jsbox_tests::*;
 use rusqlite::types::Value;
 use rusqlite::Connection;

@@ -51,7 +51,7 @@ fn no_panic_text_ever_reaches_the_hosts_stderr() {
 
 #[test]
 fn sqlite3_shell_runs_the_demo() {
-    let out = jsbox_bench::run_sqlite3(std::path::Path::new(":memory:"), &demo_script());
+    let out = run_sqlite3(std::path::Path::new(":memory:"), &demo_script());
     assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_demo_output(&String::from_utf8_lossy(&out.stdout));
 }

@@ -1,5 +1,5 @@
 //! Eight threads, each with its own connection, making thousands of calls at once, good and
-//! hostile mixed (issue 6): every good result is this thread's own (no cross-talk between
+//! hostile mixed: every good result is this thread's own (no cross-talk between
 //! connections or calls), every hostile call fails with its own error, nothing crashes.
 //! `JSBOX_CONCURRENCY_CALLS` sets the calls per thread (default 10,000: 80,000 calls, ~3 s).
 

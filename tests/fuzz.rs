@@ -1,4 +1,4 @@
-//! Property-based fuzzing of the SQL surface (issue 6): random scripts, random JSON and random SQL
+//! Property-based fuzzing of the SQL surface: random scripts, random JSON and random SQL
 //! values through `js_eval` and a stored plugin. Whatever comes in, a call returns a value or an
 //! error that names the function, the connection keeps working, and valid JSON arrives as
 //! exactly what `JSON.parse` makes of it. `make test` runs proptest's default 256 cases per

@@ -1,11 +1,10 @@
-//! Hostile scripts, plugins and inputs (issue 6): each ends in a clear SQL error or a bounded
+//! Hostile scripts, plugins and inputs: each ends in a clear SQL error or a bounded
 //! result, within its limit, and the connection, the process and the data are untouched after
 //! it. Each case runs on a fresh connection with small limits (500 ms, 32 MiB); its outcome and
 //! time are printed (`cargo test --test hostile -- --nocapture`) for the record.
 
 use std::time::{Duration, Instant};
 
-use jsbox_bench::inproc::resident_kib;
 use jsbox_tests::*;
 use rusqlite::types::Value;
 use rusqlite::Connection;

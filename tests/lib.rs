@@ -1,29 +1,16 @@
-//! Helpers shared by the end-to-end tests: where the built extension and the fixtures are, a
-//! connection with jsbox loaded, and an independent (native Rust) computation of the seed's
-//! track length to check the sandbox's results against.
+//! Helpers shared by the end-to-end tests: a connection with jsbox loaded, the fixtures' texts,
+//! and an independent (native Rust) computation of the seed's track length to check the
+//! sandbox's results against. Where things are (the repository, the extension, the fixtures)
+//! and the shell runner come from `jsbox-testkit`, which the benchmarks use too.
 
 use std::path::{Path, PathBuf};
 
 mod children;
 pub use children::*;
+pub use jsbox_testkit::{extension_path, rel_diff, repo_root, resident_kib, run_sqlite3, seed_fixture_path, tracks_fixture_path};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, ToSql};
-
-/// The repository's root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// The built extension, without its suffix (as `.load` and `load_extension` take it).
-pub fn extension_path() -> String {
-    std::env::var("JSBOX_EXT").unwrap_or_else(|_| repo_root().join("target/release/libjsbox").display().to_string())
-}
-
-/// The seed post's 260-point fixture (`fixtures/seed_track_points.json`).
-pub fn seed_fixture_path() -> PathBuf {
-    repo_root().join("fixtures/seed_track_points.json")
-}
 
 pub fn seed_fixture() -> String {
     let path = seed_fixture_path();
@@ -32,7 +19,7 @@ pub fn seed_fixture() -> String {
 
 /// The generated multi-track fixture.
 pub fn tracks_fixture() -> String {
-    std::fs::read_to_string(repo_root().join("fixtures/track_points.geojson")).unwrap()
+    std::fs::read_to_string(tracks_fixture_path()).unwrap()
 }
 
 /// The seed post's plugin script (`sql/seed_cff.js`).
@@ -106,11 +93,6 @@ pub fn error_of(conn: &Connection, sql: &str) -> String {
 /// Asserts that `conn` still evaluates scripts after an error.
 pub fn assert_usable(conn: &Connection) {
     assert_eq!(eval1(conn, "1+1").unwrap(), Value::Integer(2));
-}
-
-/// Relative difference of two numbers.
-pub fn rel_diff(a: f64, b: f64) -> f64 {
-    (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
 }
 
 /// The seed's `distance` in meters, computed natively (glibc's libm).

@@ -1,4 +1,4 @@
-//! Lifetimes SQLite controls, not jsbox (issue 6): a connection closed in the middle of an
+//! Lifetimes SQLite controls, not jsbox: a connection closed in the middle of an
 //! aggregate or a window, statements never finalized, the extension loaded twice into one
 //! connection and into many. None of it may crash or disturb other connections; `make leaks`
 //! runs this file under valgrind to show that it leaks nothing either.

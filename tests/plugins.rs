@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 /// How far one leg's length (in fields) may differ between QuickJS-in-wasm and native Rust: the
 /// seed formula takes acos of values within 1e-12 of 1, which amplifies musl's and glibc's
-/// last-bit differences in sin/cos to ~1e-5 fields (1.4 mm) on 5-15 m legs (see the build facts).
+/// last-bit differences in sin/cos to ~1e-5 fields (1.4 mm) on 5-15 m legs (musl's libm in the guest, glibc's natively).
 const LEG_TOLERANCE: f64 = 2e-5;
 
 fn plugin_source(file: &str) -> String {

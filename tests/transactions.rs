@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use jsbox_bench::inproc::resident_kib;
 use jsbox_tests::*;
 use rusqlite::types::Value;
 use rusqlite::Connection;

@@ -3,6 +3,7 @@
 //! are that process's own, with rusqlite's bundled SQLite (a newer SQLite than the shell's; the
 //! same extension binaries load into both).
 
+use jsbox_testkit::resident_kib;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -147,15 +148,4 @@ fn timed(f: impl FnOnce()) -> Duration {
     let started = Instant::now();
     f();
     started.elapsed()
-}
-
-/// This process's resident set, in KiB (`VmRSS` of `/proc/self/status`).
-pub fn resident_kib() -> u64 {
-    status_kib(&std::fs::read_to_string("/proc/self/status").unwrap_or_default(), "VmRSS:").unwrap_or(0)
-}
-
-/// The KiB figure of `field` in a `/proc/<pid>/status` text.
-pub fn status_kib(status: &str, field: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jsbox_bench::chart;
-use jsbox_bench::inproc::{self, Job};
+use jsbox_bench::inproc::Job;
 use jsbox_bench::sql::{self, repo, Workload};
 use jsbox_bench::stats::{loadavg, stat, Stat};
 
@@ -30,7 +30,7 @@ fn main() {
     }
     if let Some(calls) = args.iter().position(|a| a == "--soak").map(|i| args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000))
     {
-        std::process::exit(if jsbox_bench::soak::run(&jsbox_extension(), calls) { 0 } else { 1 });
+        std::process::exit(if jsbox_bench::soak::run(&jsbox_testkit::extension_path(), calls) { 0 } else { 1 });
     }
     let quick = args.iter().any(|a| a == "--quick");
     let rows: u64 = if quick { 10_000 } else { 1_000_000 };
@@ -38,7 +38,7 @@ fn main() {
     let target = repo().join("target");
     let bench_dir = target.join("bench");
     std::fs::create_dir_all(&bench_dir).unwrap();
-    let jsbox = jsbox_extension();
+    let jsbox = jsbox_testkit::extension_path();
     let sqlite_js = fetch_sqlite_js(&target.join("peers"));
     let db = ensure_data(&bench_dir, rows);
     let seed = repo().join("fixtures/seed_track_points.json");
@@ -133,8 +133,8 @@ fn memory(db: &Path, engines: &[(&'static str, Option<String>)], jsbox: &str, sq
         assert!(output.status.success(), "W8 {engine}: {}", String::from_utf8_lossy(&output.stderr));
         let stdout = String::from_utf8_lossy(&output.stdout);
         let status = stdout.split("@@status").nth(1).unwrap_or("");
-        let after_w2b = inproc::status_kib(status, "VmRSS:").unwrap_or(0);
-        let peak = inproc::status_kib(status, "VmHWM:").unwrap_or(0);
+        let after_w2b = jsbox_testkit::status_kib(status, "VmRSS:").unwrap_or(0);
+        let peak = jsbox_testkit::status_kib(status, "VmHWM:").unwrap_or(0);
         let call = match *engine {
             "plain" => "SELECT 1 + 1",
             _ => "SELECT js_eval('1 + 1')",
@@ -218,12 +218,6 @@ fn nominal_bytes(label: &str) -> f64 {
         _ => 1.0,
     };
     digits.parse::<f64>().unwrap_or(0.0) * scale
-}
-
-/// The extension under test, as `.load` takes it: `JSBOX_EXT` (the Makefile sets it), or the
-/// release build.
-fn jsbox_extension() -> String {
-    std::env::var("JSBOX_EXT").unwrap_or_else(|_| repo().join("target/release/libjsbox").display().to_string())
 }
 
 /// `npm pack`s sqlite-js into `dir` once; `None` (and a note) when npm cannot.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
-use crate::inproc::resident_kib;
+use jsbox_testkit::resident_kib;
 
 /// Growth beyond which the soak fails, in KiB.
 const MAX_GROWTH_KIB: u64 = 8 * 1024;

@@ -2,12 +2,9 @@
 //! the three forms (jsbox, sqlite-js, plain SQL) that compute the same thing.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The repository's root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+pub use jsbox_testkit::repo_root as repo;
 
 /// Lines starting with this name the statement whose `.timer` line follows.
 pub const TAG: &str = "@@";
@@ -72,7 +69,7 @@ ANALYZE;",
     )
 }
 
-/// The workloads of issue 5 that run inside one shell session.
+/// The workloads that run inside one shell session (W1–W4, W6, W9).
 pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
     let calls = if rows <= 10_000 { 20 } else { 100 };
     let fresh = if rows <= 10_000 { 500 } else { 2000 };

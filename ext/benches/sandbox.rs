@@ -12,7 +12,6 @@
 //! load; results also go to `target/bench/sandbox.json`. Ratios within one run are what to
 //! compare on a noisy 2-core machine, not absolute times.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -24,9 +23,7 @@ use sqlite_jsbox::script_cache::ScriptCache;
 
 const ROUNDS: usize = 7;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use jsbox_testkit::repo_root as repo;
 
 /// A workload: its name, the iterations of one sample, and one iteration.
 type Workload<'a> = (&'a str, usize, Box<dyn FnMut()>);

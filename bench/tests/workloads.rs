@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use jsbox_bench::sql;
-use jsbox_tests::*;
+use jsbox_testkit::{extension_path, rel_diff, repo_root, seed_fixture_path};
 
 /// Runs the benchmark setup plus `query` on `db` in the sqlite3 shell; returns the numbers of
 /// the query's result row.
