@@ -38,8 +38,13 @@ for arch in x86_64 aarch64; do
   mkdir -p "ext/prebuilt/$arch"
   cp "$guest_dir/guest.cwasm" "$guest_dir/guest.bounded.cwasm" "$guest_dir/guest.target" "ext/prebuilt/$arch/"
 done
-# What `cargo publish` would upload, each package built from its own packaged sources.
+# What `cargo publish` would upload, each package built from its own packaged sources. Cargo
+# unpacks the packages of its temporary registry into CARGO_HOME by name and version, and reuses
+# what an earlier `make dist` unpacked there: remove those copies of jsbox's own crates first.
 unset CARGO_PROFILE_RELEASE_STRIP PKG_CONFIG
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+rm -rf "$cargo_home"/registry/src/-*/jsbox-abi-* "$cargo_home"/registry/src/-*/sqlite-jsbox-* \
+  "$cargo_home"/registry/cache/-*/jsbox-abi-* "$cargo_home"/registry/cache/-*/sqlite-jsbox-*
 cargo publish --dry-run --allow-dirty -p jsbox-abi -p sqlite-jsbox
 cargo package --no-verify --allow-dirty -p jsbox-abi -p sqlite-jsbox
 mkdir -p "$DIST/crates"
