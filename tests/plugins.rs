@@ -227,7 +227,9 @@ fn groups_never_share_state() {
 
 #[test]
 fn a_scalar_plugin_keeps_its_world_per_connection_until_an_error() {
-    let conn = open();
+    let path = temp_db("kept-world");
+    let conn = Connection::open(&path).unwrap();
+    load(&conn);
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
     store(&conn, "counter", "scalar", "let n = 0;\nfunction main(fail) { n++; if (fail) throw new Error('asked to'); return n }").unwrap();
     assert_eq!(
@@ -237,8 +239,15 @@ fn a_scalar_plugin_keeps_its_world_per_connection_until_an_error() {
     assert_eq!(values(&conn, "SELECT counter(0)"), vec![Value::Integer(4)]);
     assert_eq!(error_of(&conn, "SELECT counter(1)"), "counter: Error: asked to (line 2)");
     assert_eq!(values(&conn, "SELECT counter(0)"), vec![Value::Integer(1)], "a fresh world after the error");
-    let other = open();
-    assert_eq!(values(&other, "SELECT js_eval('1')"), vec![Value::Integer(1)]);
+    // Another connection to the same database has a world of its own: it counts from 1, and
+    // this connection's count goes on where it was.
+    let other = Connection::open(&path).unwrap();
+    load(&other);
+    assert_eq!(values(&other, "SELECT counter(0)"), vec![Value::Integer(1)], "the other connection's own world");
+    assert_eq!(values(&other, "SELECT counter(0)"), vec![Value::Integer(2)]);
+    assert_eq!(values(&conn, "SELECT counter(0)"), vec![Value::Integer(2)], "this connection's world, untouched");
+    drop((conn, other));
+    remove_db(&path);
 }
 
 #[test]
