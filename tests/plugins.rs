@@ -417,3 +417,93 @@ fn js_agg_and_js_call_need_one_plugin_name() {
     assert_eq!(error_of(&conn, "SELECT js_call(7)"), "js_call: the plugin name must be TEXT, not INTEGER");
     assert_eq!(error_of(&conn, "SELECT js_call('a', 1)"), "a: a is an aggregate plugin, not scalar");
 }
+
+/// Real GPX data has gaps: rows without a feature, points without a time or without
+/// coordinates, missing elevations. The example plugins skip them as SQL aggregates skip NULLs,
+/// and a speed that needs a missing value is NULL, as SQL arithmetic on NULL is; checked against
+/// the same computation in Rust over the rows that have the values.
+#[test]
+fn example_plugins_skip_missing_values_as_sql_aggregates_do() {
+    let conn = open();
+    with_tracks(&conn);
+    conn.execute_batch(
+        "CREATE TABLE gaps AS SELECT seq, feature, lon, lat, ele FROM track_points WHERE track_fid = 0 AND seq <= 40;
+         UPDATE gaps SET feature = NULL, lon = NULL, lat = NULL WHERE seq = 5;
+         UPDATE gaps SET feature = json_set(feature, '$.properties.time', json('null')) WHERE seq = 10;
+         UPDATE gaps SET feature = json_remove(feature, '$.properties.time') WHERE seq = 11;
+         UPDATE gaps SET feature = json_set(feature, '$.geometry', json('null')), lon = NULL, lat = NULL WHERE seq = 15;
+         UPDATE gaps SET ele = NULL WHERE seq IN (20, 21);",
+    )
+    .unwrap();
+    struct Row {
+        coordinates: Option<(f64, f64)>,
+        seconds: Option<f64>,
+        ele: Option<f64>,
+    }
+    let rows: Vec<Row> = conn
+        .prepare("SELECT feature, lon, lat, ele FROM gaps ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| {
+            let feature: Option<String> = r.get(0)?;
+            let seconds = feature.as_deref().and_then(|f| {
+                let f: serde_json::Value = serde_json::from_str(f).unwrap();
+                let t = f["properties"]["time"].as_str()?.to_owned(); // "2023-01-22 00:00:56+00"
+                let hms: Vec<f64> = t[11..19].split(':').map(|x| x.parse().unwrap()).collect();
+                Some(hms[0] * 3600.0 + hms[1] * 60.0 + hms[2])
+            });
+            let (lon, lat): (Option<f64>, Option<f64>) = (r.get(1)?, r.get(2)?);
+            Ok(Row { coordinates: lon.zip(lat), seconds, ele: r.get(3)? })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+
+    // Length over the points that have coordinates.
+    let points: Vec<(f64, f64)> = rows.iter().filter_map(|r| r.coordinates).collect();
+    let js = f64s(&conn, "SELECT track_cff(feature) FROM (SELECT * FROM gaps ORDER BY seq)")[0];
+    assert!((js - cff_length(&points)).abs() <= LEG_TOLERANCE * points.len() as f64, "{js} vs {}", cff_length(&points));
+
+    // Elevation gain over the elevations there are.
+    let eles: Vec<f64> = rows.iter().filter_map(|r| r.ele).collect();
+    let gain: f64 = eles.windows(2).map(|w| (w[1] - w[0]).max(0.0)).sum();
+    let js = f64s(&conn, "SELECT elevation_gain(ele) FROM (SELECT * FROM gaps ORDER BY seq)")[0];
+    assert!((js - gain).abs() < 1e-9, "{js} vs {gain}");
+
+    // The bounding box of the points there are.
+    let bbox = values(&conn, "SELECT bbox(lon, lat) FROM gaps");
+    let Value::Text(bbox) = &bbox[0] else { panic!("{bbox:?}") };
+    let bbox: serde_json::Value = serde_json::from_str(bbox).unwrap();
+    let lons = points.iter().map(|p| p.0);
+    let lats = points.iter().map(|p| p.1);
+    let (w, e) = (lons.clone().fold(f64::INFINITY, f64::min), lons.fold(f64::NEG_INFINITY, f64::max));
+    let (south, n) = (lats.clone().fold(f64::INFINITY, f64::min), lats.fold(f64::NEG_INFINITY, f64::max));
+    // A GeoJSON Polygon: the ring of the box's corners.
+    assert_eq!(bbox["type"], "Polygon");
+    assert_eq!(bbox["coordinates"], serde_json::json!([[[w, south], [e, south], [e, n], [w, n], [w, south]]]));
+
+    // Speeds: NULL where a point or the one before it lacks its time or coordinates.
+    let speeds = values(&conn, "SELECT speed_kmh(feature) OVER (ORDER BY seq ROWS 1 PRECEDING) FROM gaps ORDER BY seq");
+    assert_eq!(speeds.len(), rows.len());
+    assert_eq!(speeds[0], Value::Null);
+    let mut nulls = 0;
+    for n in 1..rows.len() {
+        let (a, b) = (&rows[n - 1], &rows[n]);
+        match (a.coordinates.zip(a.seconds), b.coordinates.zip(b.seconds)) {
+            (Some(((lon0, lat0), t0)), Some(((lon1, lat1), t1))) => {
+                let expected = distance(lat1, lon1, lat0, lon0) / (t1 - t0) * 3.6;
+                let kmh = match &speeds[n] {
+                    Value::Real(kmh) => *kmh,
+                    Value::Integer(kmh) => *kmh as f64,
+                    other => panic!("row {n}: {other:?}, expected {expected}"),
+                };
+                assert!(rel_diff(kmh, expected) < 1e-3, "row {n}: {kmh} vs {expected}");
+            }
+            _ => {
+                assert_eq!(speeds[n], Value::Null, "row {n} spans a gap");
+                nulls += 1;
+            }
+        }
+    }
+    // Rows 5, 10, 11 and 15 and the rows after them: 7 speeds span a gap.
+    assert_eq!(nulls, 7);
+}

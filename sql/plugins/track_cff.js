@@ -31,9 +31,16 @@ function init() {
   return { points: [], fields: 0 };
 }
 
+// The feature's [lon, lat]; null for a NULL row or a feature without coordinates, which are
+// skipped as SQL aggregates skip NULLs.
+function pointOf(feature) {
+  const c = feature?.geometry?.coordinates;
+  return Array.isArray(c) && typeof c[0] === "number" && typeof c[1] === "number" ? c : null;
+}
+
 function step(state, feature) {
-  if (feature === null) return state; // NULL rows are skipped
-  const point = feature.geometry.coordinates;
+  const point = pointOf(feature);
+  if (point === null) return state;
   const last = state.points[state.points.length - 1];
   if (last !== undefined) state.fields += legFields(last, point);
   state.points.push(point);
@@ -41,7 +48,7 @@ function step(state, feature) {
 }
 
 function inverse(state, feature) {
-  if (feature === null) return state;
+  if (pointOf(feature) === null) return state; // skipped by step too
   const first = state.points.shift();
   if (state.points.length > 0) state.fields -= legFields(first, state.points[0]);
   else state.fields = 0;
