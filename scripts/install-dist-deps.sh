@@ -5,24 +5,12 @@
 # target; binutils (readelf, nm, objdump: the artifact's gates) and Node's npm (npm pack).
 set -euo pipefail
 bash "$(dirname "$0")/install-deps.sh"
+source "$(dirname "$0")/ensure.sh"
 
-packages=(binutils nodejs npm)
-missing=()
-for p in "${packages[@]}"; do
-  command -v "$p" >/dev/null 2>&1 && continue
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "install-dist-deps: installing ${missing[*]}"
-  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
-  echo "install-dist-deps: adding the aarch64-unknown-linux-gnu target"
-  rustup target add aarch64-unknown-linux-gnu
-fi
+ensure_debian_packages install-dist-deps binutils nodejs
+# Some nodejs packages (NodeSource's) carry npm; Debian's does not, and has it as a package.
+command -v npm >/dev/null || ensure_debian_packages install-dist-deps npm
+ensure_rust_target install-dist-deps aarch64-unknown-linux-gnu
 
 ZIGLANG_VERSION=0.17.1
 CARGO_ZIGBUILD_VERSION=0.24.1

@@ -15,6 +15,7 @@ import sqlite3
 import sys
 import threading
 
+import host_checks
 from host_checks import Checks
 
 CAP = 1 << 30
@@ -30,10 +31,7 @@ check = checks.check
 
 
 def connect():
-    conn = sqlite3.connect(":memory:", check_same_thread=False)
-    conn.enable_load_extension(True)
-    conn.load_extension(extension)
-    return conn
+    return host_checks.connect(extension)
 
 
 def value(conn, sql, *args):

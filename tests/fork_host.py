@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+import host_checks
 from host_checks import Checks
 
 extension = sys.argv[1]
@@ -28,10 +29,7 @@ check = checks.check
 
 
 def connect():
-    conn = sqlite3.connect(":memory:", check_same_thread=False)
-    conn.enable_load_extension(True)
-    conn.load_extension(extension)
-    return conn
+    return host_checks.connect(extension)
 
 
 def spin(conn, limit_ms=LIMIT_MS):

@@ -1,7 +1,17 @@
-"""The checks of the Python host scripts in tests/ (run by the Rust tests): each check is
-counted, a failed one printed, and the last line is `N passed, N failed`, which CI counts."""
+"""What the Python host scripts in tests/ (run by the Rust tests) share: their checks, each
+counted, a failed one printed, and the last line `N passed, N failed`, which CI counts; and a
+connection of Debian's sqlite3 module with the extension loaded."""
 
+import sqlite3
 import sys
+
+
+def connect(extension):
+    """An in-memory connection, usable from any thread, with the extension at `extension` loaded."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    conn.enable_load_extension(True)
+    conn.load_extension(extension)
+    return conn
 
 
 class Checks:

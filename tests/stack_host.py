@@ -9,6 +9,7 @@ import sqlite3
 import sys
 import threading
 
+import host_checks
 from host_checks import Checks
 
 extension = sys.argv[1]
@@ -25,9 +26,7 @@ def error_of(conn, sql):
 
 
 def cases(label):
-    conn = sqlite3.connect(":memory:")
-    conn.enable_load_extension(True)
-    conn.load_extension(extension)
+    conn = host_checks.connect(extension)
     conn.execute("SELECT js_plugins_init()").fetchone()
     conn.execute(
         "INSERT INTO js_plugins(name, kind, source) VALUES ('deep', 'scalar', "

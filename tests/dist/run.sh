@@ -6,6 +6,7 @@
 # better-sqlite3, Node 22 and TypeScript.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/ensure.sh
 target=${CARGO_TARGET_DIR:-$PWD/target}
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 
@@ -20,9 +21,5 @@ if [ ! -x "$root/usr/bin/sqlite3" ]; then
   for deb in "$debs"/*.deb; do dpkg -x "$deb" "$root"; done
   rm -rf "$debs"
 fi
-if ! command -v chromium >/dev/null; then
-  echo "test-dist: installing chromium"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
+ensure_debian_packages test-dist chromium
 exec /usr/bin/python3 tests/dist/test_dist.py
