@@ -118,13 +118,13 @@ def python_packages(dist, version, built):
         so = read(os.path.join(dist, "loadable", f"linux-{arch}", "jsbox0.so"))
         files = {"sqlite_jsbox/__init__.py": init, "sqlite_jsbox/jsbox0.so": so}
         paths.append(wheel(dist, "sqlite-jsbox", version, files, f"py3-none-{ARCHITECTURES[arch]['wheel']}", readme))
-    for name, module, entry in [
-        ("datasette-sqlite-jsbox", "datasette_sqlite_jsbox", "[datasette]\nsqlite_jsbox = datasette_sqlite_jsbox\n"),
-        ("sqlite-utils-sqlite-jsbox", "sqlite_utils_sqlite_jsbox", "[sqlite_utils]\nsqlite_jsbox = sqlite_utils_sqlite_jsbox\n"),
-    ]:
-        folder = os.path.join(PACKAGING, name.split("-sqlite-jsbox")[0])
+    # The host plugins: each in packaging/<host>/, its entry point in the host's group.
+    for host, group in [("datasette", "datasette"), ("sqlite-utils", "sqlite_utils")]:
+        name = f"{host}-sqlite-jsbox"
+        module = name.replace("-", "_")
+        entry = f"[{group}]\nsqlite_jsbox = {module}\n"
+        folder = os.path.join(PACKAGING, host)
         files = {f"{module}/__init__.py": read(os.path.join(folder, module, "__init__.py"))}
-        host = name.split("-sqlite-jsbox")[0]
         requires = [host, f"sqlite-jsbox=={version}"]
         paths.append(wheel(dist, name, version, files, "py3-none-any", read(os.path.join(folder, "README.md")), requires, entry))
     return paths

@@ -10,6 +10,11 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 DIST=$ROOT/dist
 GLIBC=2.28
 
+# Where the build tool put the guest precompiled for an architecture.
+guest_dir() {
+  if [ "$1" = aarch64 ]; then echo "$TARGET_DIR/jsbox-aarch64"; else echo "$TARGET_DIR/jsbox"; fi
+}
+
 bash scripts/install-dist-deps.sh
 export PATH="$TARGET_DIR/dist-venv/bin:$PATH"
 # libsqlite3-sys asks pkg-config for a system SQLite even for a loadable extension, which links
@@ -21,9 +26,7 @@ export CARGO_PROFILE_RELEASE_STRIP=symbols
 mkdir -p "$DIST"
 make build guest-aarch64
 for arch in x86_64 aarch64; do
-  guest_dir=$TARGET_DIR/jsbox
-  [ "$arch" = aarch64 ] && guest_dir=$TARGET_DIR/jsbox-aarch64
-  JSBOX_GUEST_DIR=$guest_dir cargo-zigbuild build --release -p jsbox --target "$arch-unknown-linux-gnu.$GLIBC"
+  JSBOX_GUEST_DIR=$(guest_dir "$arch") cargo-zigbuild build --release -p jsbox --target "$arch-unknown-linux-gnu.$GLIBC"
   out=$DIST/loadable/linux-$arch
   mkdir -p "$out"
   cp "$TARGET_DIR/$arch-unknown-linux-gnu/release/libjsbox.so" "$out/jsbox0.so"
@@ -33,10 +36,9 @@ done
 # The crates.io package of the library (sqlite-jsbox, with jsbox-abi): the guest precompiled for
 # both architectures travels inside it (ext/prebuilt/, picked by build.rs for the target).
 for arch in x86_64 aarch64; do
-  guest_dir=$TARGET_DIR/jsbox
-  [ "$arch" = aarch64 ] && guest_dir=$TARGET_DIR/jsbox-aarch64
+  from=$(guest_dir "$arch")
   mkdir -p "ext/prebuilt/$arch"
-  cp "$guest_dir/guest.cwasm" "$guest_dir/guest.bounded.cwasm" "$guest_dir/guest.target" "ext/prebuilt/$arch/"
+  cp "$from/guest.cwasm" "$from/guest.bounded.cwasm" "$from/guest.target" "ext/prebuilt/$arch/"
 done
 # What `cargo publish` would upload, each package built from its own packaged sources. Cargo
 # unpacks the packages of its temporary registry into CARGO_HOME by name and version, and reuses

@@ -5,7 +5,6 @@
 //! a Python host capped at 1 GiB fills its address space with connections and gets errors, not a
 //! crash (`tests/address_space_host.py`).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -29,16 +28,6 @@ fn capped_shell(cap_kib: Option<u64>, env: &[(&str, &str)], script: &str) -> Fin
     let finished = run_bounded(command, Duration::from_secs(120));
     let _ = std::fs::remove_file(file);
     finished
-}
-
-/// `script` in a file of its own, for `.read`.
-fn script_file(script: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let path =
-        std::env::temp_dir().join(format!("jsbox-address-space-{}-{}.sql", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-    std::fs::write(&path, script).unwrap();
-    path
 }
 
 /// How the shell's process allocates sandboxes: `allocator|pool_slots|memory_placement`.

@@ -9,7 +9,6 @@ Run by tests/address_space.rs with Debian's /usr/bin/python3 and the extension's
 `N passed, N failed` last."""
 
 import json
-import math
 import resource
 import sqlite3
 import sys
@@ -104,15 +103,7 @@ for conn in (again, first):
 POINTS = [(-33.9 + i * 0.0009, 151.2 + i * 0.0011) for i in range(500)]
 
 
-def distance(lat0, lon0, lat1, lon1):
-    if lat0 == lat1 and lon0 == lon1:
-        return 0.0
-    r0, r1, t = math.radians(lat0), math.radians(lat1), math.radians(lon0 - lon1)
-    d = min(1.0, math.sin(r0) * math.sin(r1) + math.cos(r0) * math.cos(r1) * math.cos(t))
-    return math.degrees(math.acos(d)) * 60 * 1853.159
-
-
-expected = sum(distance(*POINTS[i], *POINTS[i - 1]) for i in range(1, len(POINTS)))
+expected = sum(host_checks.seed_distance(*POINTS[i], *POINTS[i - 1]) for i in range(1, len(POINTS)))
 LENGTH = """function distance(lat0, lon0, lat1, lon1) {
   if (lat0 == lat1 && lon0 == lon1) return 0;
   const r0 = Math.PI * lat0 / 180, r1 = Math.PI * lat1 / 180, t = Math.PI * (lon0 - lon1) / 180;

@@ -63,8 +63,7 @@ fn the_examples_of_functions_md_give_what_they_say() {
             example.line = script.lines().count() + 1;
             script.push_str(&example.sql);
         }
-        let file = std::env::temp_dir().join(format!("jsbox-docs-{}-{}.sql", std::process::id(), block[0].line));
-        std::fs::write(&file, &script).unwrap();
+        let file = script_file(&script);
         let out = Command::new("/usr/bin/sqlite3")
             .current_dir(repo_root())
             .args([":memory:", "-cmd", &format!(".load {}", extension_path()), &format!(".read {}", file.display())])

@@ -2,8 +2,19 @@
 counted, a failed one printed, and the last line `N passed, N failed`, which CI counts; and a
 connection of Debian's sqlite3 module with the extension loaded."""
 
+import math
 import sqlite3
 import sys
+
+
+def seed_distance(lat0, lon0, lat1, lon1):
+    """The seed post's distance in meters between two points, computed here, to check the
+    sandbox's results against."""
+    if lat0 == lat1 and lon0 == lon1:
+        return 0.0
+    r0, r1, t = math.pi * lat0 / 180, math.pi * lat1 / 180, math.pi * (lon0 - lon1) / 180
+    d = min(1.0, math.sin(r0) * math.sin(r1) + math.cos(r0) * math.cos(r1) * math.cos(t))
+    return math.acos(d) * 180 / math.pi * 60 * 1853.159
 
 
 def connect(extension):

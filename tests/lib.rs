@@ -70,6 +70,15 @@ pub fn temp_db(name: &str) -> PathBuf {
     path
 }
 
+/// `script` in a temporary file of its own (a shell's `.read` takes it); the caller removes it.
+pub fn script_file(script: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!("jsbox-script-{}-{}.sql", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&path, script).unwrap();
+    path
+}
+
 /// Removes a database file and its WAL, shared-memory and journal files.
 pub fn remove_db(path: &Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {

@@ -67,6 +67,32 @@ pub mod script_cache;
 pub mod sql;
 pub mod wasi;
 
+/// Hands `message` to SQLite through an entry point's `pz_err_msg`, in a buffer from `malloc`,
+/// the loading library's `sqlite3_malloc` (SQLite frees it).
+///
+/// # Safety
+/// `pz_err_msg` is null or SQLite's out-parameter of an extension's entry point, and `malloc` is
+/// that library's `sqlite3_malloc`.
+unsafe fn hand_error_message(
+    pz_err_msg: *mut *mut std::os::raw::c_char,
+    malloc: unsafe extern "C" fn(std::os::raw::c_int) -> *mut std::os::raw::c_void,
+    message: &str,
+) {
+    if pz_err_msg.is_null() {
+        return;
+    }
+    // SAFETY: SQLite's allocator (the caller's contract); the copy stays within the allocation,
+    // which is NUL-terminated, and SQLite owns it from here.
+    unsafe {
+        let buffer = malloc(message.len() as std::os::raw::c_int + 1) as *mut std::os::raw::c_char;
+        if !buffer.is_null() {
+            std::ptr::copy_nonoverlapping(message.as_ptr().cast(), buffer, message.len());
+            *buffer.add(message.len()) = 0;
+            *pz_err_msg = buffer;
+        }
+    }
+}
+
 #[cfg(not(feature = "loadable_extension"))]
 mod linked;
 #[cfg(not(feature = "loadable_extension"))]

@@ -40,29 +40,10 @@ pub unsafe extern "C" fn sqlite3_jsbox_init(
     match registered {
         Ok(()) => ffi::SQLITE_OK,
         Err(error) => {
-            // SAFETY: SQLite's out-parameter (the caller's contract).
-            unsafe { set_error_message(pz_err_msg, &format!("jsbox: {error}")) };
+            // SAFETY: SQLite's out-parameter (the caller's contract) and the linked library's
+            // sqlite3_malloc.
+            unsafe { crate::hand_error_message(pz_err_msg, ffi::sqlite3_malloc, &format!("jsbox: {error}")) };
             ffi::SQLITE_ERROR
-        }
-    }
-}
-
-/// Hands `message` to SQLite through `pz_err_msg`, allocated with `sqlite3_malloc` (SQLite frees it).
-///
-/// # Safety
-/// `pz_err_msg` is null or SQLite's out-parameter of an extension's entry point.
-unsafe fn set_error_message(pz_err_msg: *mut *mut c_char, message: &str) {
-    if pz_err_msg.is_null() {
-        return;
-    }
-    // SAFETY: sqlite3_malloc of the linked library; the copy stays within the allocation, which
-    // is NUL-terminated, and SQLite owns it from here.
-    unsafe {
-        let buffer = ffi::sqlite3_malloc(message.len() as c_int + 1) as *mut c_char;
-        if !buffer.is_null() {
-            std::ptr::copy_nonoverlapping(message.as_ptr() as *const c_char, buffer, message.len());
-            *buffer.add(message.len()) = 0;
-            *pz_err_msg = buffer;
         }
     }
 }

@@ -50,18 +50,9 @@ fn serves_library(api: *mut ffi::sqlite3_api_routines) -> bool {
 /// `pz_err_msg` and `api` are the loader's arguments to [`entry_point`].
 unsafe fn refuse_load(pz_err_msg: *mut *mut c_char, api: *mut ffi::sqlite3_api_routines, message: &str) -> c_int {
     // SAFETY: a valid API table (the caller's contract); `malloc` exists in every version.
-    let malloc = unsafe { api.as_ref() }.and_then(|api| api.malloc);
-    if let (Some(malloc), false) = (malloc, pz_err_msg.is_null()) {
-        // SAFETY: the library's sqlite3_malloc; the copy stays within the allocation, which is
-        // NUL-terminated, and the loader owns it from here.
-        unsafe {
-            let buffer = malloc(message.len() as c_int + 1) as *mut c_char;
-            if !buffer.is_null() {
-                std::ptr::copy_nonoverlapping(message.as_ptr() as *const c_char, buffer, message.len());
-                *buffer.add(message.len()) = 0;
-                *pz_err_msg = buffer;
-            }
-        }
+    if let Some(malloc) = unsafe { api.as_ref() }.and_then(|api| api.malloc) {
+        // SAFETY: the loader's out-parameter and its library's own sqlite3_malloc.
+        unsafe { crate::hand_error_message(pz_err_msg, malloc, message) };
     }
     ffi::SQLITE_ERROR
 }

@@ -35,7 +35,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from host_checks import Checks  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "packaging"))
+from dist import version  # noqa: E402
+from host_checks import Checks, seed_distance  # noqa: E402
 
 DIST = os.path.join(ROOT, "dist")
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -56,11 +58,6 @@ def run(command, **kwargs):
     kwargs.setdefault("text", True)
     kwargs.setdefault("timeout", 600)
     return subprocess.run(command, **kwargs)
-
-
-def version():
-    with open(os.path.join(ROOT, "Cargo.toml")) as f:
-        return re.search(r'^version = "([^"]+)"', f.read().split("[workspace.package]", 1)[1], re.M).group(1)
 
 
 VERSION = version()
@@ -219,8 +216,6 @@ def sqlite_utils_plugin():
 def track_fields(geojson):
     """Each track's length in Canadian football fields (140 m), by the seed post's formula,
     computed here in Python from the fixture."""
-    import math
-
     tracks = {}
     for feature in json.load(open(geojson))["features"]:
         props = feature["properties"]
@@ -229,13 +224,7 @@ def track_fields(geojson):
     lengths = {}
     for fid, points in tracks.items():
         points.sort()
-        meters = 0.0
-        for (_, lat0, lon0), (_, lat1, lon1) in zip(points, points[1:]):
-            if (lat0, lon0) == (lat1, lon1):
-                continue
-            r0, r1, t = math.pi * lat0 / 180, math.pi * lat1 / 180, math.pi * (lon0 - lon1) / 180
-            d = min(1.0, math.sin(r0) * math.sin(r1) + math.cos(r0) * math.cos(r1) * math.cos(t))
-            meters += math.acos(d) * 180 / math.pi * 60 * 1853.159
+        meters = sum(seed_distance(lat0, lon0, lat1, lon1) for (_, lat0, lon0), (_, lat1, lon1) in zip(points, points[1:]))
         lengths[fid] = meters / 140
     return lengths
 
