@@ -244,10 +244,10 @@ fn the_sandbox_offers_no_host_access() {
     // The same through eval and the Function constructor.
     assert_eq!(eval1(&conn, &format!("eval({absent:?})")).unwrap(), Value::Text(expected.clone()));
     assert_eq!(eval1(&conn, &format!("new Function('return ' + {absent:?})()")).unwrap(), Value::Text(expected));
-    // Reading a file: there is no module loader and no file system.
+    // Reading a file: there is no file system, and only modules of js_modules can be imported.
     let import = "(async () => { try { await import('/etc/passwd'); return 'read' } \
                   catch (e) { return 'refused: ' + e.message } })()";
-    assert_eq!(eval1(&conn, import).unwrap(), Value::Text("refused: could not load module '/etc/passwd'".into()));
+    assert_eq!(eval1(&conn, import).unwrap(), Value::Text("refused: module '/etc/passwd' is not in js_modules".into()));
 }
 
 #[test]

@@ -11,7 +11,7 @@
 pub mod fnv;
 
 /// Version of the host–guest protocol; the host refuses a guest that reports another one.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Declares a fieldless enum with explicit discriminants and its `from_raw` decoder, for the
 /// integers that cross the ABI.
@@ -124,9 +124,13 @@ pub mod export_names {
     pub const PLUGIN_COMPILE: &str = "jsbox_plugin_compile";
     pub const PLUGIN_LOAD: &str = "jsbox_plugin_load";
     pub const PLUGIN_CALL: &str = "jsbox_plugin_call";
+    pub const RESEED: &str = "jsbox_reseed";
+    pub const MODULE_COMPILE: &str = "jsbox_module_compile";
+    pub const MODULES_ADD: &str = "jsbox_modules_add";
 
     /// All of them.
-    pub const ALL: [&str; 9] = [MEMORY, ALLOC, SCRIPT_COMPILE, EVAL, CONSOLE, INFO, PLUGIN_COMPILE, PLUGIN_LOAD, PLUGIN_CALL];
+    pub const ALL: [&str; 12] =
+        [MEMORY, ALLOC, SCRIPT_COMPILE, EVAL, CONSOLE, INFO, PLUGIN_COMPILE, PLUGIN_LOAD, PLUGIN_CALL, RESEED, MODULE_COMPILE, MODULES_ADD];
 }
 
 raw_enum! {
@@ -146,7 +150,73 @@ pub enum ErrorKind: u8 {
     Script = 6,
     /// The host and guest disagree on the protocol.
     Abi = 7,
+    /// An `import` named a module the instance was not given: the message is the module's
+    /// name, for the host to fetch it from `js_modules` and try again.
+    ModuleMissing = 8,
 }
+}
+
+raw_enum! {
+/// How a stored module's source is turned into an ES module (`js_modules.kind`).
+pub enum ModuleKind: u32 {
+    /// An ES module: `import` and `export`.
+    Module = 1,
+    /// CommonJS or UMD (a bundle such as `turf.min.js`): the source runs as a function of
+    /// `exports` and `module`; `module.exports` is the default export, its keys the named ones.
+    CommonJs = 2,
+}
+}
+
+impl ModuleKind {
+    /// The name used in the `js_modules.kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Module => "module",
+            Self::CommonJs => "commonjs",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Module, Self::CommonJs].into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// A list of named byte strings (module names with their source or bytecode), as it crosses
+/// the ABI: each entry is a little-endian `u32` length and the name, then a `u32` length and
+/// the bytes.
+pub mod named_bytes {
+    use super::DecodeError;
+
+    /// Appends one entry to `out`.
+    pub fn encode_into(out: &mut Vec<u8>, name: &str, bytes: &[u8]) {
+        for part in [name.as_bytes(), bytes] {
+            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+    }
+
+    /// The entries of `bytes`, in order.
+    pub fn decode(mut bytes: &[u8]) -> Result<Vec<(&str, &[u8])>, DecodeError> {
+        let mut entries = Vec::new();
+        while !bytes.is_empty() {
+            let (name, rest) = part(bytes)?;
+            let name = std::str::from_utf8(name).map_err(|_| DecodeError("name is not UTF-8"))?;
+            let (value, rest) = part(rest)?;
+            entries.push((name, value));
+            bytes = rest;
+        }
+        Ok(entries)
+    }
+
+    /// One length-prefixed part, and the bytes after it.
+    fn part(bytes: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
+        let (len, rest) = bytes.split_first_chunk::<4>().ok_or(DecodeError("truncated length"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > rest.len() {
+            return Err(DecodeError("truncated entry"));
+        }
+        Ok(rest.split_at(len))
+    }
 }
 
 /// Tag bytes of an encoded [`Response`].
@@ -493,6 +563,18 @@ mod tests {
             assert_eq!(Input::decode(input.kind(), &buf), Ok(input));
         }
         assert_eq!(Input::decode(InputKind::Real, &[0; 7]), Err(DecodeError("numeric input is not 8 bytes")));
+    }
+
+    #[test]
+    fn named_bytes_round_trip_and_refuse_truncation() {
+        let mut bytes = Vec::new();
+        named_bytes::encode_into(&mut bytes, "turf", b"bytecode");
+        named_bytes::encode_into(&mut bytes, "", b"");
+        assert_eq!(named_bytes::decode(&bytes).unwrap(), vec![("turf", &b"bytecode"[..]), ("", &b""[..])]);
+        assert!(named_bytes::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(named_bytes::decode(&bytes[..6]).is_err());
+        assert_eq!(ModuleKind::parse("commonjs"), Some(ModuleKind::CommonJs));
+        assert_eq!(ModuleKind::parse("umd"), None);
     }
 
     #[test]

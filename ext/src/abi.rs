@@ -5,7 +5,7 @@
 use std::cell::Cell;
 
 pub use jsbox_abi::Input;
-use jsbox_abi::{export_names as names, unpack_ptr_len, PluginKind, PluginOp};
+use jsbox_abi::{export_names as names, named_bytes, unpack_ptr_len, ModuleKind, PluginKind, PluginOp};
 use wasmtime::{Extern, Instance, Memory, Module, ModuleExport, Store, TypedFunc};
 
 use crate::error::CallError;
@@ -21,6 +21,9 @@ pub struct GuestExports {
     plugin_compile: ModuleExport,
     plugin_load: ModuleExport,
     plugin_call: ModuleExport,
+    reseed: ModuleExport,
+    module_compile: ModuleExport,
+    modules_add: ModuleExport,
 }
 
 impl GuestExports {
@@ -45,6 +48,9 @@ impl GuestExports {
             plugin_compile: export(names::PLUGIN_COMPILE)?,
             plugin_load: export(names::PLUGIN_LOAD)?,
             plugin_call: export(names::PLUGIN_CALL)?,
+            reseed: export(names::RESEED)?,
+            module_compile: export(names::MODULE_COMPILE)?,
+            modules_add: export(names::MODULES_ADD)?,
         })
     }
 }
@@ -65,6 +71,9 @@ pub struct Guest {
     plugin_compile: TypedFunc<(u32, u32), u64>,
     plugin_load: TypedFunc<(u32, u32, u64), u64>,
     plugin_call: TypedFunc<(u32, u32, u32, u32), u64>,
+    reseed: TypedFunc<u64, ()>,
+    module_compile: TypedFunc<(u32, u32), u64>,
+    modules_add: TypedFunc<u32, u64>,
 }
 
 /// A guest call failed before a response existed: a trap (limit, fault) or a protocol error.
@@ -88,6 +97,9 @@ impl Guest {
         let plugin_compile = func(get(&exports.plugin_compile)?)?;
         let plugin_load = func(get(&exports.plugin_load)?)?;
         let plugin_call = func(get(&exports.plugin_call)?)?;
+        let reseed = func(get(&exports.reseed)?)?;
+        let module_compile = func(get(&exports.module_compile)?)?;
+        let modules_add = func(get(&exports.modules_add)?)?;
         Ok(Guest {
             memory,
             request_capacity: Cell::new(0),
@@ -100,6 +112,9 @@ impl Guest {
             plugin_compile: plugin_compile.typed(&*store)?,
             plugin_load: plugin_load.typed(&*store)?,
             plugin_call: plugin_call.typed(&*store)?,
+            reseed: reseed.typed(&*store)?,
+            module_compile: module_compile.typed(&*store)?,
+            modules_add: modules_add.typed(&*store)?,
         })
     }
 
@@ -182,6 +197,42 @@ impl Guest {
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
         self.exchange(store, args, |store, len| self.plugin_call.call(store, (op as u32, rows, nargs, len)), read)
+    }
+
+    /// Reseeds `Math.random` (in an instance started from a loaded world's image).
+    pub fn reseed<T>(&self, store: &mut Store<T>, seed: u64) -> GuestResult<()> {
+        self.reseed.call(store, seed)
+    }
+
+    /// Compiles stored module `name` of `kind`; hands the encoded response (bytecode or error)
+    /// to `read`.
+    pub fn module_compile<T, R>(
+        &self,
+        store: &mut Store<T>,
+        name: &str,
+        source: &[u8],
+        kind: ModuleKind,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> GuestResult<R> {
+        let mut request = Vec::with_capacity(name.len() + source.len() + 8);
+        named_bytes::encode_into(&mut request, name, source);
+        self.exchange(store, &request, |store, len| self.module_compile.call(store, (len, kind as u32)), read)
+    }
+
+    /// Gives the instance modules to import: encoded `named_bytes` (name, bytecode).
+    pub fn modules_add<T, R>(&self, store: &mut Store<T>, modules: &[u8], read: impl FnOnce(&[u8]) -> R) -> GuestResult<R> {
+        self.exchange(store, modules, |store, len| self.modules_add.call(store, len), read)
+    }
+
+    /// Forgets where the guest's request buffer is (its memory was reset to an image): the next
+    /// request asks the guest for one.
+    pub fn forget_request_buffer(&self) {
+        self.request_capacity.set(0);
+    }
+
+    /// The memory, for the host to copy or map a loaded world's image.
+    pub fn memory(&self) -> Memory {
+        self.memory
     }
 
     /// Copies `request` into the guest, runs `call` with its length, and hands the response to

@@ -39,12 +39,36 @@ fn take_one(count: &AtomicU32, most: u32) -> bool {
 }
 
 /// Runs `make`, which creates a sandbox; if the connection's budget, the process's most or the
-/// system refuses it, lets `free` give back what the connection can give (its kept scalar worlds)
-/// and, if it gave anything, runs `make` once more.
-pub fn with_room<T>(mut make: impl FnMut() -> Result<T, CallError>, free: impl FnOnce() -> bool) -> Result<T, CallError> {
+/// system refuses it, lets `free` give back what can be given for that refusal (the
+/// connection's kept worlds, parked worlds) and, if it gave anything, runs `make` once more.
+pub fn with_room<T>(mut make: impl FnMut() -> Result<T, CallError>, free: impl FnOnce(&CallError) -> bool) -> Result<T, CallError> {
     match make() {
-        Err(e) if e.may_be_relieved() && free() => make(),
+        Err(e) if e.may_be_relieved() && free(&e) => make(),
         other => other,
+    }
+}
+
+/// Sandboxes kept between calls by all connections of the process together (scalar plugins'
+/// worlds, aggregate plugins' parked worlds): at most half of the sandboxes the process may
+/// hold, so that idle connections never take every sandbox from the others.
+static PROCESS_KEPT_SANDBOXES: AtomicU32 = AtomicU32::new(0);
+
+/// One kept sandbox's place in [`PROCESS_KEPT_SANDBOXES`], given back when dropped.
+#[derive(Debug)]
+pub struct KeptSandbox(());
+
+impl KeptSandbox {
+    /// A place, if the process keeps fewer than it may.
+    pub fn take() -> Option<KeptSandbox> {
+        let most = crate::engine::runtime().map_or(0, |runtime| runtime.sandboxes_max / 2);
+        let taken = PROCESS_KEPT_SANDBOXES.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < most).then_some(n + 1));
+        taken.ok().map(|_| KeptSandbox(()))
+    }
+}
+
+impl Drop for KeptSandbox {
+    fn drop(&mut self) {
+        PROCESS_KEPT_SANDBOXES.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

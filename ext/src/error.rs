@@ -61,9 +61,35 @@ pub enum CallError {
     /// The guest trapped for a reason that is not a limit: a bug in the guest, not the script.
     #[error("sandbox fault: {0}")]
     Trap(String),
+    /// An `import` asked for a module the sandbox was not given (the guest's signal to fetch it
+    /// from `js_modules`).
+    #[error("module '{0}' is not in js_modules")]
+    ModuleMissing(String),
+    /// A stored module is missing or unusable.
+    #[error("{0}")]
+    Module(#[from] ModuleError),
     /// The extension could not start its engine, or the guest broke the protocol.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a stored module cannot be imported.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModuleError {
+    /// Modules that import each other, in import order (the first is the last again).
+    #[error("modules import each other in a cycle ({}); jsbox compiles a module after what it imports, so one of them must not import the other", .0.join(" → "))]
+    Cycle(Vec<String>),
+    #[error("a script imports more than {0} modules")]
+    TooMany(usize),
+    /// A row of `js_modules` that cannot be a module, and why.
+    #[error("module '{name}' in js_modules: {problem}")]
+    Row { name: String, problem: String },
+    /// `js_modules` cannot be read.
+    #[error("{0}")]
+    Table(PluginError),
+    /// A module that does not compile or fails to load, named.
+    #[error("module '{name}': {cause}")]
+    Named { name: String, cause: Box<CallError> },
 }
 
 /// Why a stored plugin cannot be used, or `js_plugins` cannot be read.
@@ -199,6 +225,12 @@ impl CallError {
             self,
             CallError::ConnectionMemory(_) | CallError::SandboxShare(_) | CallError::PoolExhausted(_) | CallError::SystemMemory(_)
         )
+    }
+
+    /// Whether this refusal comes from the process as a whole (its most sandboxes, the system's
+    /// memory) rather than the connection's own budget: any connection's parked worlds relieve it.
+    pub fn is_process_wide(&self) -> bool {
+        matches!(self, CallError::PoolExhausted(_) | CallError::SystemMemory(_))
     }
 
     /// The rusqlite error that makes SQLite report this error for `function`.

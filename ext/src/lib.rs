@@ -61,11 +61,13 @@ pub mod interrupt;
 #[cfg(feature = "loadable_extension")]
 pub mod loadable;
 pub mod native_stack;
+pub mod parking;
 pub mod plugin;
 pub mod sandbox;
 pub mod script_cache;
 pub mod sql;
 pub mod wasi;
+pub mod world_image;
 
 /// Hands `message` to SQLite through an entry point's `pz_err_msg`, in a buffer from `malloc`,
 /// the loading library's `sqlite3_malloc` (SQLite frees it).

@@ -1,20 +1,39 @@
 //! Stored plugins on the host side: compiling a plugin's source once (to QuickJS bytecode, in a
 //! throwaway sandbox that also checks the functions its kind needs), and [`World`]s, sandboxes
 //! with a plugin loaded, through which SQL rows cross into the plugin's functions.
+//!
+//! A plugin whose loading takes a while (a big library at its top level) is loaded once: the
+//! first world's memory, right after loading, becomes the plugin's [`WorldImage`], and every
+//! later world is a fresh sandbox with that image mapped in (`world_image.rs`).
 
 use jsbox_abi::{Arg, PluginKind, PluginOp};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
 use crate::engine;
 use crate::error::CallError;
 use crate::sandbox::{bytecode_response, response_to_value, Limits, Sandbox};
+use crate::world_image::WorldImage;
 
 /// A plugin's source, compiled and checked.
 #[derive(Debug)]
 pub struct CompiledPlugin {
     pub kind: PluginKind,
     bytecode: Vec<u8>,
+    /// The memory of a world right after loading, set by the first world made: `None` if
+    /// loading is cheaper than mapping an image, or the image could not be made.
+    image: OnceLock<Option<Arc<WorldImage>>>,
+    /// Worlds loaded the whole way so far.
+    loads: AtomicU32,
 }
+
+/// Loading that takes at least this long is done once: the first world's image is mapped for
+/// the next worlds. Quicker loading is imaged at the second world (a statement with one group
+/// never pays for the copy of the memory an image takes).
+const IMAGE_WORTH: Duration = Duration::from_micros(500);
 
 impl CompiledPlugin {
     pub fn bytecode_len(&self) -> usize {
@@ -28,7 +47,7 @@ pub fn compile(kind: PluginKind, source: &str, limits: &Limits) -> Result<Compil
     let mut sandbox = Sandbox::new(limits)?;
     let bytecode = sandbox
         .run(|guest, store| guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits.memory_mib)))?;
-    Ok(CompiledPlugin { kind, bytecode })
+    Ok(CompiledPlugin { kind, bytecode, image: OnceLock::new(), loads: AtomicU32::new(0) })
 }
 
 /// A sandbox with a plugin loaded: one per aggregate group, or per connection for a scalar.
@@ -49,12 +68,42 @@ const STEP_BATCH_BYTES: usize = 1 << 20;
 
 impl World {
     pub fn new(plugin: &CompiledPlugin, limits: &Limits) -> Result<Self, CallError> {
-        let mut sandbox = Sandbox::new(limits)?;
         let seed = engine::runtime()?.next_seed();
-        sandbox.run(|guest, store| {
-            guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits.memory_mib))
-        })?;
+        let sandbox = match plugin.image.get() {
+            Some(Some(image)) if image.len() as u64 <= limits.memory_mib << 20 => Sandbox::from_image(limits, image, seed)?,
+            _ => {
+                let started = Instant::now();
+                let mut sandbox = Sandbox::new(limits)?;
+                sandbox.run(|guest, store| {
+                    guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits.memory_mib))
+                })?;
+                let again = plugin.loads.fetch_add(1, Ordering::Relaxed) > 0;
+                if plugin.image.get().is_none() && (again || started.elapsed() >= IMAGE_WORTH) {
+                    let _ = plugin.image.set(sandbox.capture().ok().map(Arc::new));
+                }
+                sandbox
+            }
+        };
         Ok(World { sandbox, pending: Vec::new(), row: Vec::new(), pending_rows: 0, nargs: 0 })
+    }
+
+    /// Whether this world can be [`World::reset`] and used again.
+    pub fn resettable(&self) -> bool {
+        self.sandbox.is_imaged()
+    }
+
+    /// Makes this world as it was right after its plugin was loaded (its memory equal to the
+    /// plugin's image again), for another group; `false` if it cannot be (drop it then).
+    pub fn reset(&mut self) -> bool {
+        self.pending.clear();
+        self.pending_rows = 0;
+        self.sandbox.reset()
+    }
+
+    /// Reseeds `Math.random` (a world used again).
+    pub fn reseed(&mut self) -> Result<(), CallError> {
+        let seed = engine::runtime()?.next_seed();
+        self.sandbox.reseed(seed)
     }
 
     /// `main(...args)` for one row.

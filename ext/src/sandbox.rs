@@ -17,6 +17,7 @@ use jsbox_abi::{ErrorKind, Response};
 use rusqlite::types::Value as SqlValue;
 use wasmtime::{PoolConcurrencyLimitError, ResourceLimiter, Store, Trap, UpdateDeadline};
 
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::sync::OnceLock;
 
@@ -26,6 +27,7 @@ use crate::engine;
 use crate::error::CallError;
 use crate::interrupt::Interrupt;
 use crate::native_stack;
+use crate::world_image::{self, WorldImage};
 
 /// Resource limits of one call, and the connection's budget it counts against.
 #[derive(Clone, Debug)]
@@ -242,9 +244,13 @@ pub fn guest_info() -> Result<String, CallError> {
 /// A live sandbox: an instance of the guest with its store. It lives for one `js_eval` call, one
 /// aggregate group, or one connection's scalar plugin; limits apply to each call into it.
 pub struct Sandbox {
-    store: Store<HostState>,
+    /// Dropped by hand ([`Sandbox`]'s `Drop`): after its memory was overlaid, only once that
+    /// memory is as wasmtime made it.
+    store: ManuallyDrop<Store<HostState>>,
     guest: Guest,
     limits: Limits,
+    /// The world image mapped over the memory ([`Sandbox::from_image`]), if one was.
+    image: Option<Arc<WorldImage>>,
 }
 
 impl Sandbox {
@@ -274,9 +280,55 @@ impl Sandbox {
             Err(e) => return Err(instantiation_failure(e, store.data(), &limits)),
         };
         match Guest::bind(&mut store, &instance, &runtime.exports) {
-            Ok(guest) => Ok(Sandbox { store, guest, limits }),
+            Ok(guest) => Ok(Sandbox { store: ManuallyDrop::new(store), guest, limits, image: None }),
             Err(e) => Err(failure(e, store.data(), &limits)),
         }
+    }
+
+    /// A fresh instance whose memory is made equal to `image` (a loaded world's, see
+    /// [`Sandbox::capture`]), copy-on-write, with `Math.random` reseeded by `seed`.
+    pub fn from_image(limits: &Limits, image: &Arc<WorldImage>, seed: u64) -> Result<Self, CallError> {
+        let mut sandbox = Sandbox::new(limits)?;
+        fresh_image(&sandbox)?;
+        let memory = sandbox.guest.memory();
+        let size = memory.data_size(&*sandbox.store);
+        if image.len() > size {
+            let pages = (image.len() - size).div_ceil(WASM_PAGE_BYTES) as u64;
+            if let Err(e) = memory.grow(&mut *sandbox.store, pages) {
+                return Err(failure(e, sandbox.store.data(), limits));
+            }
+        }
+        sandbox.image = Some(Arc::clone(image));
+        // SAFETY: the instance's whole memory is at least `image.len()` bytes, mapped by
+        // wasmtime for this store alone, and no call runs (nothing borrows it).
+        unsafe { image.map_over(memory.data_ptr(&*sandbox.store)) }.map_err(|e| CallError::SystemMemory(e.to_string()))?;
+        sandbox.reseed(seed)?;
+        Ok(sandbox)
+    }
+
+    /// Reseeds `Math.random`.
+    pub fn reseed(&mut self, seed: u64) -> Result<(), CallError> {
+        self.run(|guest, store| guest.reseed(store, seed).map(Ok))
+    }
+
+    /// Makes a sandbox made [`Sandbox::from_image`] equal to its image again, as a new one
+    /// would be; `false` if it was not made so, or cannot be reset here (then drop it).
+    pub fn reset(&mut self) -> bool {
+        let Some(image) = &self.image else { return false };
+        let memory = self.guest.memory();
+        let (base, size) = (memory.data_ptr(&*self.store), memory.data_size(&*self.store));
+        // SAFETY: the instance's memory, where `image` was mapped, with no call running.
+        if unsafe { image.restore(base, size) }.is_err() {
+            return false;
+        }
+        // The guest's request buffer is where the image has it again.
+        self.guest.forget_request_buffer();
+        true
+    }
+
+    /// An image of this sandbox's memory now, for [`Sandbox::from_image`].
+    pub fn capture(&self) -> Result<WorldImage, CallError> {
+        WorldImage::capture(self.guest.memory().data(&*self.store)).map_err(|e| CallError::SystemMemory(e.to_string()))
     }
 
     /// Runs `f` against the guest with a fresh time limit, mapping traps to limit errors, and
@@ -305,6 +357,11 @@ impl Sandbox {
         }
     }
 
+    /// Whether it was made from a world image.
+    pub fn is_imaged(&self) -> bool {
+        self.image.is_some()
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -317,6 +374,40 @@ impl Sandbox {
     /// What the connection's sandboxes may hold together, in bytes.
     pub fn budget_bytes(&self) -> u64 {
         self.store.data().permit.budget_bytes()
+    }
+}
+
+/// Bytes of a wasm page.
+const WASM_PAGE_BYTES: usize = 64 << 10;
+
+/// The image of a fresh instance's memory, captured from `sandbox` if it is the first (it must
+/// be fresh: no call has run in it).
+fn fresh_image(sandbox: &Sandbox) -> Result<&'static WorldImage, CallError> {
+    world_image::fresh(|| WorldImage::capture(sandbox.guest.memory().data(&*sandbox.store))).map_err(CallError::SystemMemory)
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.image.is_some() {
+            let memory = self.guest.memory();
+            let (base, size) = (memory.data_ptr(&*self.store), memory.data_size(&*self.store));
+            let restored = fresh_image(self).map_err(|_| ()).and_then(|fresh| {
+                // SAFETY: the instance's memory, `size` bytes (at least the fresh image's, as
+                // memories never shrink), with no call running; wasmtime gets it back as it
+                // made it: the fresh image, and zeros above.
+                unsafe {
+                    fresh.map_over(base).map_err(drop)?;
+                    world_image::zero_over(base.add(fresh.len()), size.saturating_sub(fresh.len())).map_err(drop)
+                }
+            });
+            if restored.is_err() {
+                // The memory cannot be given back as wasmtime expects it: never give it back
+                // (the sandbox's slot and memory stay taken until the process ends).
+                return;
+            }
+        }
+        // SAFETY: dropped once, here; the store is not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.store) }
     }
 }
 
@@ -376,6 +467,7 @@ pub fn response_to_value(bytes: &[u8], memory_mib: u64) -> Result<SqlValue, Call
                 ErrorKind::StackOverflow => CallError::StackOverflow(message),
                 ErrorKind::Script => CallError::Script(message),
                 ErrorKind::Abi => CallError::Internal(message),
+                ErrorKind::ModuleMissing => CallError::ModuleMissing(message),
             });
         }
     })

@@ -15,8 +15,7 @@ use rquickjs::{Context, Ctx, Function, Object, Runtime};
 const GC_THRESHOLD_BYTES: usize = 16 << 20;
 
 struct Engine {
-    /// Kept alive for the context's sake; never used directly after initialization.
-    _runtime: Runtime,
+    runtime: Runtime,
     context: Context,
 }
 
@@ -34,10 +33,11 @@ pub extern "C" fn wizer_initialize() {
     // instead (`Trap::StackOverflow`, reported by the host as a stack overflow).
     let runtime = Runtime::new().expect("QuickJS runtime");
     runtime.set_gc_threshold(GC_THRESHOLD_BYTES);
+    runtime.set_loader(crate::modules::TableResolver, crate::modules::TableLoader);
     let context = Context::full(&runtime).expect("QuickJS context");
     context.with(|ctx| install_globals(&ctx)).expect("jsbox globals");
     ENGINE.with(|engine| {
-        if engine.set(Engine { _runtime: runtime, context }).is_err() {
+        if engine.set(Engine { runtime, context }).is_err() {
             panic!("wizer-initialize ran twice");
         }
     });
@@ -49,6 +49,20 @@ pub fn with_context<R>(f: impl FnOnce(Ctx<'_>) -> R) -> R {
         let engine = engine.get().expect("the guest was not initialized by Wizer");
         engine.context.with(f)
     })
+}
+
+/// Collects what loading left behind, and sets the collector's threshold one
+/// [`GC_THRESHOLD_BYTES`] above what is live now. Run after a plugin is loaded: every group then
+/// starts from this heap (copied from the loaded world's image), and a group that allocates
+/// less than that never collects. A collection walks (and writes) every object of the heap, so
+/// in a copy-on-write copy of a world holding a library it would copy most of its pages.
+pub fn settle_heap() {
+    ENGINE.with(|engine| {
+        let runtime = &engine.get().expect("the guest was not initialized by Wizer").runtime;
+        runtime.run_gc();
+        let live = runtime.memory_usage().malloc_size.max(0) as usize;
+        runtime.set_gc_threshold(live + GC_THRESHOLD_BYTES);
+    });
 }
 
 /// Seeds `Math.random` for the coming call (the host passes a fresh seed per call).

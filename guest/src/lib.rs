@@ -17,6 +17,7 @@ mod console;
 mod error;
 mod init;
 mod json;
+mod modules;
 mod plugin;
 mod script;
 mod values;
@@ -26,7 +27,7 @@ use std::cell::RefCell;
 use rquickjs::{Ctx, Value};
 
 use error::GuestError;
-use jsbox_abi::{self as abi, ErrorKind, InputKind, PluginKind, PluginOp, Response};
+use jsbox_abi::{self as abi, ErrorKind, InputKind, ModuleKind, PluginKind, PluginOp, Response};
 
 thread_local! {
     /// Bytes the host writes the request into; reused across calls of one instance.
@@ -95,11 +96,14 @@ pub extern "C" fn jsbox_plugin_compile(len: u32, kind: u32) -> u64 {
 #[no_mangle]
 pub extern "C" fn jsbox_plugin_load(len: u32, kind: u32, seed: u64) -> u64 {
     init::reseed_random(seed);
-    respond(|ctx, request, out| {
+    let response = respond(|ctx, request, out| {
         plugin::load(ctx, &request[..len as usize], plugin_kind(kind)?)?;
         Response::Null.encode_into(out);
         Ok(())
-    })
+    });
+    // (Outside the context's lock, which the collector takes.)
+    init::settle_heap();
+    response
 }
 
 /// Calls the loaded plugin: `op` over `rows` rows of `nargs` encoded arguments (`len` bytes in
@@ -112,6 +116,38 @@ pub extern "C" fn jsbox_plugin_call(op: u32, rows: u32, nargs: u32, len: u32) ->
     })
 }
 
+/// Reseeds `Math.random` for this instance (one started from a loaded world's copy, which
+/// holds the generator's state of the world it copies).
+#[no_mangle]
+pub extern "C" fn jsbox_reseed(seed: u64) {
+    init::reseed_random(seed);
+}
+
+/// Compiles a stored module (the request buffer holds `len` bytes: one `named_bytes` entry, its
+/// name and source) of `kind`; responds with its bytecode as a BLOB. Its imports must have been
+/// added (`jsbox_modules_add`), or the error is `ModuleMissing`.
+#[no_mangle]
+pub extern "C" fn jsbox_module_compile(len: u32, kind: u32) -> u64 {
+    respond(|ctx, request, out| {
+        let kind = ModuleKind::from_raw(kind).ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown module kind {kind}")))?;
+        let mut bytecode = Vec::new();
+        modules::compile(ctx, &request[..len as usize], kind, &mut bytecode)?;
+        Response::Blob(&bytecode).encode_into(out);
+        Ok(())
+    })
+}
+
+/// Adds modules (the request buffer holds `len` bytes of `named_bytes` entries: name, bytecode)
+/// for this instance's imports.
+#[no_mangle]
+pub extern "C" fn jsbox_modules_add(len: u32) -> u64 {
+    respond(|_, request, out| {
+        modules::add(&request[..len as usize])?;
+        Response::Null.encode_into(out);
+        Ok(())
+    })
+}
+
 fn plugin_kind(raw: u32) -> Result<PluginKind, GuestError> {
     PluginKind::from_raw(raw).ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("unknown plugin kind {raw}")))
 }
@@ -120,10 +156,14 @@ fn plugin_kind(raw: u32) -> Result<PluginKind, GuestError> {
 /// as the response: `ptr << 32 | len`.
 fn respond(f: impl FnOnce(&Ctx<'_>, &[u8], &mut Vec<u8>) -> Result<(), GuestError>) -> u64 {
     console::clear();
+    modules::clear_missing();
     REQUEST.with_borrow(|request| {
         RESPONSE.with_borrow_mut(|out| {
             out.clear();
-            if let Err(error) = init::with_context(|ctx| f(&ctx, request, out)) {
+            if let Err(mut error) = init::with_context(|ctx| f(&ctx, request, out)) {
+                if let Some(module) = modules::take_missing() {
+                    error = GuestError::new(ErrorKind::ModuleMissing, module);
+                }
                 out.clear();
                 Response::Error(error.kind, &error.message).encode_into(out);
             }
@@ -160,8 +200,11 @@ fn eval<'js>(ctx: &Ctx<'js>, bytecode: &[u8], input_kind: u32, input: &[u8], out
     let function = script::read(ctx, bytecode)?;
     let data = values::input_to_js(ctx, kind, input)?;
     ctx.globals().set("data", data).map_err(|e| GuestError::from_js(ctx, e))?;
-    let value = script::run(ctx, &function)?;
-    let value = settle(ctx, value)?;
+    let value = match script::run(ctx, &function)? {
+        script::Ran::Script(value) => settle(ctx, value)?,
+        // A script that imports is a module: its value is its default export.
+        script::Ran::Module(namespace) => namespace.get("default").map_err(|e| GuestError::from_js(ctx, e))?,
+    };
     values::encode_result(ctx, value, out)
 }
 

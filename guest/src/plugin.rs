@@ -13,7 +13,7 @@ use rquickjs::{qjs, Ctx, Function, TypedArray, Value};
 
 use crate::error::GuestError;
 use crate::json;
-use crate::script;
+use crate::script::{self, Ran};
 use crate::values::{self, integer_to_js};
 
 thread_local! {
@@ -43,11 +43,15 @@ pub fn load(ctx: &Ctx<'_>, bytecode: &[u8], kind: PluginKind) -> Result<(), Gues
 
 fn run_and_check<'js>(ctx: &Ctx<'js>, function: Value<'js>, kind: PluginKind) -> Result<(), GuestError> {
     let ctx_ptr = ctx.as_raw().as_ptr();
-    script::run(ctx, &function)?;
+    let ran = script::run(ctx, &function)?;
     let mut functions = [None; PluginFunction::ALL.len()];
     for (slot, function) in functions.iter_mut().zip(PluginFunction::ALL) {
+        let found = match &ran {
+            Ran::Script(_) => resolve(ctx, function.name())?,
+            Ran::Module(namespace) => namespace.get::<_, Value>(function.name()).map_err(|e| GuestError::from_js(ctx, e))?.into_function(),
+        };
         // SAFETY: an owned reference to a live function, kept until the instance is dropped.
-        *slot = resolve(ctx, function.name())?.map(|function| unsafe { qjs::JS_DupValue(ctx_ptr, function.as_raw()) });
+        *slot = found.map(|function| unsafe { qjs::JS_DupValue(ctx_ptr, function.as_raw()) });
     }
     let names = |list: &mut dyn Iterator<Item = &PluginFunction>| list.map(|f| f.name()).collect::<Vec<_>>().join(", ");
     let missing = names(&mut kind.required_functions().iter().filter(|f| functions[f.index()].is_none()));
@@ -58,11 +62,12 @@ fn run_and_check<'js>(ctx: &Ctx<'js>, function: Value<'js>, kind: PluginKind) ->
     Err(GuestError::new(
         ErrorKind::Script,
         format!(
-            "{} {} plugin must define {}; missing: {}",
+            "{} {} plugin must define {}; missing: {}{}",
             if kind == PluginKind::Aggregate { "an" } else { "a" },
             kind.as_str(),
             names(&mut kind.required_functions().iter()),
-            missing
+            missing,
+            if matches!(ran, Ran::Module(_)) { " (a plugin that imports is a module: export its functions)" } else { "" }
         ),
     ))
 }

@@ -47,11 +47,21 @@ pub struct Session {
     plugins_off: AtomicBool,
     /// `js_config('locked', 1)`: settings can only be tightened.
     locked: AtomicBool,
+    /// This connection's id among the owners of parked worlds ([`crate::parking`]).
+    pub owner: u64,
+}
+
+impl Drop for Session {
+    /// The connection closes: its parked worlds go with it.
+    fn drop(&mut self) {
+        crate::parking::release(self.owner);
+    }
 }
 
 impl Session {
     fn new(interrupt: Option<Interrupt>) -> Self {
-        let session = Session::default();
+        let mut session = Session::default();
+        session.owner = crate::parking::new_owner();
         session.update_limits(|limits| limits.interrupt = interrupt);
         session
     }
@@ -67,16 +77,22 @@ impl Session {
         self.forget_kept_worlds();
     }
 
-    /// Drops the connection's kept scalar worlds (they are made again when next called).
+    /// Drops the connection's kept scalar worlds and parked aggregate worlds (they are made
+    /// again when next needed).
     pub fn forget_kept_worlds(&self) {
         self.plugins.lock().unwrap_or_else(|e| e.into_inner()).forget_worlds();
+        crate::parking::release(self.owner);
     }
 
     /// Runs `make`, which creates a sandbox; if the connection's budget refuses it while kept
-    /// scalar worlds hold part of that budget, gives them back and runs it once more.
+    /// worlds hold part of that budget, gives them back and runs it once more (and where the
+    /// process refused it, every connection's parked worlds go first).
     pub fn with_room<T>(&self, make: impl FnMut() -> Result<T, CallError>) -> Result<T, CallError> {
-        crate::budget::with_room(make, || {
+        crate::budget::with_room(make, |error| {
             self.forget_kept_worlds();
+            if error.is_process_wide() {
+                crate::parking::release_all();
+            }
             true
         })
     }

@@ -3,6 +3,7 @@
 //! loaded, and its state never leaves that world.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use jsbox_abi::PluginOp;
 use rusqlite::functions::{Aggregate, Context, WindowAggregate};
@@ -11,7 +12,7 @@ use rusqlite::types::Value as SqlValue;
 use super::registry::{Registered, Use};
 use super::{arguments, plugin_name_argument, Plugins};
 use crate::error::{CallError, PluginError};
-use crate::plugin::World;
+use crate::plugin::{CompiledPlugin, World};
 
 /// One plugin's aggregate function, or `js_agg` when `name` is `None`.
 pub struct PluginAggregate {
@@ -25,6 +26,7 @@ pub struct PluginAggregate {
 /// One group's sandbox.
 pub struct Group {
     name: String,
+    compiled: Arc<CompiledPlugin>,
     world: AssertUnwindSafe<World>,
 }
 
@@ -34,22 +36,39 @@ impl PluginAggregate {
         usize::from(self.name.is_none())
     }
 
-    /// A fresh world with plugin `name` loaded and `init()` run.
-    fn start(&self, name: &str, argc: Option<usize>) -> Result<World, CallError> {
+    /// A fresh world with plugin `name` loaded and `init()` run: one an earlier group parked
+    /// (reset to the plugin's image), or a new one.
+    fn start(&self, name: &str, argc: Option<usize>) -> Result<(World, Arc<CompiledPlugin>), CallError> {
         let compiled = self.plugins.compiled(name, self.usage, argc, self.registered)?;
         let session = &self.plugins.session;
         let limits = session.limits();
-        session.with_room(|| {
-            let mut world = World::new(&compiled, &limits)?;
+        let mut parked = crate::parking::unpark(session.owner, &compiled);
+        let world = session.with_room(|| {
+            let mut world = match parked.take() {
+                Some(mut world) => {
+                    world.reseed()?;
+                    world
+                }
+                None => World::new(&compiled, &limits)?,
+            };
             world.init()?;
             Ok(world)
-        })
+        })?;
+        Ok((world, compiled))
+    }
+
+    /// The result of a group's last call, after which its world is parked for the next group.
+    fn finish(&self, group: Group, op: PluginOp) -> rusqlite::Result<SqlValue> {
+        let Group { name, compiled, world: AssertUnwindSafe(mut world) } = group;
+        let result = world.result(op).map_err(|e| e.in_function(&name))?;
+        crate::parking::park(self.plugins.session.owner, &compiled, world);
+        Ok(result)
     }
 
     /// The plugin an empty group or frame is answered by; `None` for js_agg, which cannot know.
     fn empty(&self, op: PluginOp) -> rusqlite::Result<SqlValue> {
         let Some(name) = &self.name else { return Ok(SqlValue::Null) };
-        self.start(name, None).and_then(|mut world| world.result(op)).map_err(|e| e.in_function(name))
+        self.start(name, None).and_then(|(mut world, _)| world.result(op)).map_err(|e| e.in_function(name))
     }
 }
 
@@ -60,8 +79,8 @@ impl Aggregate<Group, SqlValue> for PluginAggregate {
             None => plugin_name_argument(ctx).map_err(|e| e.in_function("js_agg"))?,
         };
         let argc = ctx.len() - self.skip();
-        let world = self.start(&name, Some(argc)).map_err(|e| e.in_function(&name))?;
-        Ok(Group { name, world: AssertUnwindSafe(world) })
+        let (world, compiled) = self.start(&name, Some(argc)).map_err(|e| e.in_function(&name))?;
+        Ok(Group { name, compiled, world: AssertUnwindSafe(world) })
     }
 
     fn step(&self, ctx: &mut Context<'_>, group: &mut Group) -> rusqlite::Result<()> {
@@ -77,7 +96,7 @@ impl Aggregate<Group, SqlValue> for PluginAggregate {
 
     fn finalize(&self, _: &mut Context<'_>, group: Option<Group>) -> rusqlite::Result<SqlValue> {
         match group {
-            Some(mut group) => group.world.result(PluginOp::Final).map_err(|e| e.in_function(&group.name)),
+            Some(group) => self.finish(group, PluginOp::Final),
             // An empty group: final(init()) in a fresh world.
             None => self.empty(PluginOp::Final),
         }

@@ -421,6 +421,7 @@ impl Session {
         serde_json::json!({
             "registered": registry.registered_count(),
             "kept_worlds": registry.kept_worlds(),
+            "parked_worlds": crate::parking::count(self.owner),
             "compiled_cached": registry.compiled_cached(),
             "entries": entries,
             "entry_bytes": entry_bytes,

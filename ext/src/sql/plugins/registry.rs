@@ -12,7 +12,6 @@
 //! lock, and hand them in. So nothing that SQL can call back into ever waits on this lock.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use jsbox_abi::fnv::FnvBuildHasher;
@@ -21,6 +20,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 
 use super::rows::Row;
 use crate::bounded_cache::BoundedCache;
+use crate::budget::KeptSandbox;
 use crate::error::{CallError, PluginError, RowProblem};
 use crate::plugin::{self, CompiledPlugin, World};
 use crate::sandbox::Limits;
@@ -107,29 +107,7 @@ struct KeptWorld {
     /// Its memory when last measured.
     memory_bytes: u64,
     /// Its place among the worlds the process keeps.
-    _kept: KeptInProcess,
-}
-
-/// Scalar plugins' worlds kept by all connections of the process together, at most half of the
-/// sandboxes the process may hold: idle connections' kept worlds never take every sandbox from
-/// the others.
-static PROCESS_KEPT_WORLDS: AtomicU32 = AtomicU32::new(0);
-
-/// One kept world's place in [`PROCESS_KEPT_WORLDS`], given back when the world is dropped.
-struct KeptInProcess(());
-
-impl KeptInProcess {
-    fn take() -> Option<KeptInProcess> {
-        let most = crate::engine::runtime().map_or(0, |runtime| runtime.sandboxes_max / 2);
-        let taken = PROCESS_KEPT_WORLDS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < most).then_some(n + 1));
-        taken.ok().map(|_| KeptInProcess(()))
-    }
-}
-
-impl Drop for KeptInProcess {
-    fn drop(&mut self) {
-        PROCESS_KEPT_WORLDS.fetch_sub(1, Ordering::AcqRel);
-    }
+    _kept: KeptSandbox,
 }
 
 impl Entry {
@@ -318,9 +296,10 @@ impl Registry {
         let kept = self.kept_worlds() > 0;
         let world = crate::budget::with_room(
             || World::new(&compiled, &limits),
-            || {
+            |error| {
                 self.forget_worlds();
-                kept
+                let parked = error.is_process_wide() && crate::parking::release_all();
+                kept || parked
             },
         )?;
         while self.kept_worlds() >= KEPT_WORLDS {
@@ -329,7 +308,7 @@ impl Registry {
         // Where the process keeps as many worlds as it may, this connection gives up its own
         // least recently used ones first; if it has none, this call's world is not kept.
         let kept = loop {
-            match KeptInProcess::take() {
+            match KeptSandbox::take() {
                 Some(kept) => break kept,
                 None if self.evict_least_recently_used_world(name) => continue,
                 None => return World::main(&mut { world }, args),
@@ -408,7 +387,8 @@ impl Registry {
         }
     }
 
-    /// Drops every kept world (after the limits changed, or to make room in the budget).
+    /// Drops every kept and parked world (after the limits changed, or to make room in the
+    /// budget).
     pub fn forget_worlds(&mut self) {
         for entry in self.entries.values_mut() {
             entry.world = None;
