@@ -137,18 +137,18 @@ const REENTRANT_TABLES: [(&str, &str, &str); 6] = [
         "view-js_call",
         "CREATE TABLE real(name, kind, source, n_args);
          CREATE VIEW js_plugins AS SELECT name, kind, source, n_args FROM real WHERE js_call('x') IS NOT NULL;",
-        "js_plugins is a view, not an ordinary table; jsbox reads plugins only from a table",
+        "js_plugins is a view, not an ordinary table; jsbox reads plugins and modules only from a table",
     ),
     (
         "view-js_config",
         "CREATE VIEW js_plugins AS SELECT 'x' AS name, 'scalar' AS kind, 'function main() {}' AS source, -1 AS n_args WHERE js_config('time_limit_ms') > 0;",
-        "js_plugins is a view, not an ordinary table; jsbox reads plugins only from a table",
+        "js_plugins is a view, not an ordinary table; jsbox reads plugins and modules only from a table",
     ),
     (
         "virtual",
         "CREATE VIRTUAL TABLE js_plugins USING fts5(name, kind, source, n_args);
          INSERT INTO js_plugins VALUES ('x', 'scalar', 'function main() { return 1 }', -1);",
-        "js_plugins is a virtual table, not an ordinary table; jsbox reads plugins only from a table",
+        "js_plugins is a virtual table, not an ordinary table; jsbox reads plugins and modules only from a table",
     ),
     (
         // Refused by SQLite itself: js_call (not deterministic) may not be in a generated column.
@@ -161,7 +161,7 @@ const REENTRANT_TABLES: [(&str, &str, &str); 6] = [
         "generated",
         "CREATE TABLE js_plugins(name TEXT PRIMARY KEY, kind TEXT, n_args INT, body TEXT, source TEXT AS (body || ''));
          INSERT INTO js_plugins(name, kind, n_args, body) VALUES ('x', 'scalar', -1, 'function main() { return 1 }');",
-        "js_plugins.source is a generated column; jsbox reads plugins only from stored columns",
+        "js_plugins.source is a generated column; jsbox reads plugins and modules only from stored columns",
     ),
     (
         "missing-column",

@@ -76,6 +76,8 @@ pub enum CallError {
 /// Why a stored module cannot be imported.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModuleError {
+    #[error("module '{0}' is not in js_modules")]
+    NotFound(String),
     /// Modules that import each other, in import order (the first is the last again).
     #[error("modules import each other in a cycle ({}); jsbox compiles a module after what it imports, so one of them must not import the other", .0.join(" → "))]
     Cycle(Vec<String>),
@@ -99,14 +101,15 @@ pub enum PluginError {
     NotFound(String),
     #[error("there is no js_plugins table; js_plugins_init() creates it")]
     NoTable,
-    /// `js_plugins` exists but is a view or a virtual table: reading it would run its code.
-    #[error("js_plugins is {0}, not an ordinary table; jsbox reads plugins only from a table")]
-    NotATable(&'static str),
-    #[error("js_plugins has no column {0}")]
-    MissingColumn(&'static str),
+    /// `js_plugins` (or `js_modules`) exists but is a view or a virtual table: reading it would
+    /// run its code.
+    #[error("{0} is {1}, not an ordinary table; jsbox reads plugins and modules only from a table")]
+    NotATable(&'static str, &'static str),
+    #[error("{0} has no column {1}")]
+    MissingColumn(&'static str, &'static str),
     /// A generated column would run an expression of the database's schema on every read.
-    #[error("js_plugins.{0} is a generated column; jsbox reads plugins only from stored columns")]
-    GeneratedColumn(String),
+    #[error("{0}.{1} is a generated column; jsbox reads plugins and modules only from stored columns")]
+    GeneratedColumn(&'static str, String),
     /// A row that cannot be a plugin, and why.
     #[error("{0}")]
     Row(#[from] RowProblem),

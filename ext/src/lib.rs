@@ -60,6 +60,7 @@ pub mod error;
 pub mod interrupt;
 #[cfg(feature = "loadable_extension")]
 pub mod loadable;
+pub mod modules;
 pub mod native_stack;
 pub mod parking;
 pub mod plugin;

@@ -155,7 +155,12 @@ mod tests {
             let limits = Limits::default();
             let script = crate::script_cache::ScriptCache::default();
             let scripts = std::sync::Mutex::new(script);
-            let call = || crate::script_cache::ScriptCache::eval(&scripts, &limits, b"1", Input::Null).unwrap().value.unwrap();
+            let modules = std::sync::Mutex::new(crate::modules::ModuleCache::default());
+            let no_modules = |_: &str| Ok(None);
+            let call = || {
+                let mut imports = crate::modules::Imports::new(&no_modules, &modules, &limits);
+                crate::script_cache::ScriptCache::eval(&scripts, &limits, b"1", Input::Null, &mut imports).unwrap().value.unwrap()
+            };
             for _ in 0..200 {
                 call();
             }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine;
 use crate::error::CallError;
+use crate::modules::{Imports, ModuleSet};
 use crate::sandbox::{bytecode_response, response_to_value, Limits, Sandbox};
 use crate::world_image::WorldImage;
 
@@ -23,6 +24,8 @@ use crate::world_image::WorldImage;
 pub struct CompiledPlugin {
     pub kind: PluginKind,
     bytecode: Vec<u8>,
+    /// The modules it imports, given to each of its worlds before it is loaded.
+    pub modules: ModuleSet,
     /// The memory of a world right after loading, set by the first world made: `None` if
     /// loading is cheaper than mapping an image, or the image could not be made.
     image: OnceLock<Option<Arc<WorldImage>>>,
@@ -36,18 +39,23 @@ pub struct CompiledPlugin {
 const IMAGE_WORTH: Duration = Duration::from_micros(500);
 
 impl CompiledPlugin {
+    /// Bytes of bytecode it holds, its modules' included.
     pub fn bytecode_len(&self) -> usize {
-        self.bytecode.len()
+        self.bytecode.len() + self.modules.bytes()
     }
 }
 
 /// Compiles `source` as a plugin of `kind`: its top level runs once here, so syntax errors,
-/// exceptions and missing functions are reported now.
-pub fn compile(kind: PluginKind, source: &str, limits: &Limits) -> Result<CompiledPlugin, CallError> {
-    let mut sandbox = Sandbox::new(limits)?;
-    let bytecode = sandbox
-        .run(|guest, store| guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits.memory_mib)))?;
-    Ok(CompiledPlugin { kind, bytecode, image: OnceLock::new(), loads: AtomicU32::new(0) })
+/// exceptions, missing functions and missing modules are reported now. The modules it imports
+/// come from `imports`.
+pub fn compile(kind: PluginKind, source: &str, limits: &Limits, imports: &mut Imports<'_>) -> Result<CompiledPlugin, CallError> {
+    let (bytecode, modules) = imports.resolve(ModuleSet::default(), |modules| {
+        let mut sandbox = Sandbox::new(limits)?;
+        sandbox.give_modules(modules)?;
+        sandbox
+            .run(|guest, store| guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits.memory_mib)))
+    })?;
+    Ok(CompiledPlugin { kind, bytecode, modules, image: OnceLock::new(), loads: AtomicU32::new(0) })
 }
 
 /// A sandbox with a plugin loaded: one per aggregate group, or per connection for a scalar.
@@ -74,6 +82,7 @@ impl World {
             _ => {
                 let started = Instant::now();
                 let mut sandbox = Sandbox::new(limits)?;
+                sandbox.give_modules(&plugin.modules)?;
                 sandbox.run(|guest, store| {
                     guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits.memory_mib))
                 })?;

@@ -26,6 +26,7 @@ use crate::budget::{Budget, Permit};
 use crate::engine;
 use crate::error::CallError;
 use crate::interrupt::Interrupt;
+use crate::modules::ModuleSet;
 use crate::native_stack;
 use crate::world_image::{self, WorldImage};
 
@@ -202,11 +203,12 @@ pub enum Script<'a> {
     Bytecode(&'a [u8]),
 }
 
-/// Evaluates `script` with `data` bound to `input` in a fresh sandbox. Source is compiled in
-/// that sandbox first, and its bytecode returned with the outcome.
-pub fn eval(limits: &Limits, script: Script<'_>, input: Input<'_>) -> Result<Outcome, CallError> {
+/// Evaluates `script` with `data` bound to `input` in a fresh sandbox given `modules` to
+/// import. Source is compiled in that sandbox first, and its bytecode returned with the outcome.
+pub fn eval(limits: &Limits, script: Script<'_>, input: Input<'_>, modules: &ModuleSet) -> Result<Outcome, CallError> {
     let runtime = engine::runtime()?;
     let mut sandbox = Sandbox::new(limits)?;
+    sandbox.give_modules(modules)?;
     let seed = runtime.next_seed();
     let (value, console, bytecode) = sandbox.run(|guest, store| {
         let compiled = match script {

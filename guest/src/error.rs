@@ -42,9 +42,9 @@ fn describe_exception<'js>(ctx: &Ctx<'js>, thrown: Value<'js>) -> GuestError {
         let name = string_property(error, "name").unwrap_or_else(|| "Error".to_owned());
         let message = string_property(error, "message").unwrap_or_default();
         let kind = classify(&name, &message);
-        let line = string_property(error, "stack").as_deref().and_then(script_line);
-        let text = match line {
-            Some(line) => format!("{name}: {message} (line {line})"),
+        let text = match string_property(error, "stack").as_deref().and_then(first_position) {
+            Some((file, line)) if file == crate::SCRIPT_NAME => format!("{name}: {message} (line {line})"),
+            Some((module, line)) => format!("{name}: {message} (module '{module}', line {line})"),
             None => format!("{name}: {message}"),
         };
         return GuestError::new(kind, text);
@@ -81,14 +81,20 @@ fn string_property(object: &Object<'_>, key: &str) -> Option<String> {
     }
 }
 
-/// Finds the first position in the script in a QuickJS stack trace (`    at f (script:3:7)`)
-/// and returns its line.
-fn script_line(stack: &str) -> Option<u32> {
-    let prefix = format!("{}:", crate::SCRIPT_NAME);
-    stack.match_indices(&prefix).find_map(|(at, _)| {
-        let rest = &stack[at + prefix.len()..];
-        let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
-        digits.parse().ok()
+/// Finds the first position in a script or module in a QuickJS stack trace
+/// (`    at f (script:3:7)`, `    at turf:1:5`) and returns its file (the script, or the module's
+/// name) and line. Native frames have none.
+fn first_position(stack: &str) -> Option<(&str, u32)> {
+    stack.lines().find_map(|frame| {
+        let frame = frame.trim().strip_prefix("at ")?;
+        // `f (file:line:col)` or `file:line:col`.
+        let location = match frame.rfind(" (") {
+            Some(open) if frame.ends_with(')') => &frame[open + 2..frame.len() - 1],
+            _ => frame,
+        };
+        let mut parts = location.rsplitn(3, ':');
+        let (_column, line, file) = (parts.next()?, parts.next()?, parts.next()?);
+        Some((file, line.parse().ok()?))
     })
 }
 
@@ -97,9 +103,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_line_in_a_stack_trace() {
-        assert_eq!(script_line("    at f (script:3:7)\n    at <eval> (script:9:1)\n"), Some(3));
-        assert_eq!(script_line("    at script:12:4\n"), Some(12));
-        assert_eq!(script_line("    at <anonymous> (native)\n"), None);
+    fn finds_the_first_position_in_a_stack_trace() {
+        assert_eq!(first_position("    at f (script:3:7)\n    at <eval> (script:9:1)\n"), Some(("script", 3)));
+        assert_eq!(first_position("    at script:12:4\n"), Some(("script", 12)));
+        assert_eq!(first_position("    at length (turf:1:5093)\n    at final (script:4:40)\n"), Some(("turf", 1)));
+        assert_eq!(first_position("    at g (geo/a b:7:1)\n"), Some(("geo/a b", 7)));
+        assert_eq!(first_position("    at <anonymous> (native)\n    at f (script:2:1)\n"), Some(("script", 2)));
     }
 }

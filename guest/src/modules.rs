@@ -47,6 +47,11 @@ pub fn clear_missing() {
     MISSING.with_borrow_mut(|missing| *missing = None);
 }
 
+/// Whether an import of this call asked for a module it was not given.
+pub fn has_missing() -> bool {
+    MISSING.with_borrow(Option::is_some)
+}
+
 /// The module an import of the last call asked for and did not find.
 pub fn take_missing() -> Option<String> {
     MISSING.with_borrow_mut(Option::take)

@@ -24,13 +24,12 @@ pub fn compile<'js>(ctx: &Ctx<'js>, source: &[u8], out: &mut Vec<u8>) -> Result<
         Ok(function) => function,
         Err(script_error) => match compile_as(ctx, source, qjs::JS_EVAL_TYPE_MODULE) {
             Ok(module) => module,
+            // A module whose import is not given yet: the host fetches it and tries again.
+            Err(module_error) if crate::modules::has_missing() => return Err(module_error),
             Err(module_error) if script_error.message.contains("import") || script_error.message.contains("export") => {
                 return Err(module_error)
             }
-            Err(_) => {
-                crate::modules::take_missing();
-                return Err(script_error);
-            }
+            Err(_) => return Err(script_error),
         },
     };
     let mut size = 0;

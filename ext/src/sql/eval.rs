@@ -8,9 +8,12 @@ use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
-use super::{args, Session};
+use super::args;
+use super::plugins::Plugins;
+use super::Session;
 use crate::abi::Input;
 use crate::error::CallError;
+use crate::modules::Imports;
 use crate::script_cache::ScriptCache;
 
 const NAME: &str = "js_eval";
@@ -19,20 +22,23 @@ pub fn register(db: &Connection, session: &Arc<Session>) -> rusqlite::Result<()>
     // Not deterministic: scripts may read the clock and Math.random.
     let flags = FunctionFlags::SQLITE_UTF8;
     for n_args in [1, 2] {
-        let session = Arc::clone(session);
-        db.create_scalar_function(NAME, n_args, flags, move |ctx| js_eval(&session, ctx).map_err(|e| e.in_function(NAME)))?;
+        let plugins = Plugins::new(session, db);
+        db.create_scalar_function(NAME, n_args, flags, move |ctx| js_eval(&plugins, ctx).map_err(|e| e.in_function(NAME)))?;
     }
     Ok(())
 }
 
-fn js_eval(session: &Session, ctx: &Context<'_>) -> Result<SqlValue, CallError> {
+fn js_eval(plugins: &Plugins, ctx: &Context<'_>) -> Result<SqlValue, CallError> {
+    let session = plugins.session();
     let Some(script) = args::script(ctx, 0)? else {
         return Ok(SqlValue::Null);
     };
     let input = if ctx.len() > 1 { args::json_input(ctx, 1)? } else { Input::Null };
     let limits = session.limits();
+    let read = |module: &str| plugins.read_module(module);
     let outcome = session.with_room(|| {
-        let outcome = ScriptCache::eval(&session.scripts, &limits, script, input)?;
+        let mut imports = Imports::new(&read, &session.modules, &limits);
+        let outcome = ScriptCache::eval(&session.scripts, &limits, script, input, &mut imports)?;
         match outcome.value {
             Err(e) if e.may_be_relieved() => Err(e),
             _ => Ok(outcome),

@@ -49,6 +49,8 @@ pub struct Session {
     locked: AtomicBool,
     /// This connection's id among the owners of parked worlds ([`crate::parking`]).
     pub owner: u64,
+    /// The modules of `js_modules` this connection compiled.
+    pub modules: Mutex<crate::modules::ModuleCache>,
 }
 
 impl Drop for Session {

@@ -60,6 +60,35 @@ CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_deleted AFTER DELETE ON main.js_
 END;
 ";
 
+/// The connection's temporary triggers on `js_modules` (where it exists): a module is checked
+/// before it is written, and each edit moves the epoch as a plugin's does (a plugin that
+/// imports a module changes with it).
+pub const MODULE_TRIGGERS: &str = "
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_modules_check_insert BEFORE INSERT ON main.js_modules BEGIN
+  SELECT js_modules_check(NEW.name, NEW.kind, NEW.source);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_modules_check_update BEFORE UPDATE ON main.js_modules BEGIN
+  SELECT js_modules_check(NEW.name, NEW.kind, NEW.source);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_modules_inserted AFTER INSERT ON main.js_modules BEGIN
+  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NULL, NULL);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_modules_updated AFTER UPDATE ON main.js_modules BEGIN
+  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NULL, NULL);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_modules_deleted AFTER DELETE ON main.js_modules BEGIN
+  UPDATE jsbox_plugins_epoch SET epoch = js_plugins_changed(NULL, NULL);
+END;
+";
+
+const MODULE_TRIGGER_NAMES: [&str; 5] = [
+    "jsbox_modules_check_insert",
+    "jsbox_modules_check_update",
+    "jsbox_modules_inserted",
+    "jsbox_modules_updated",
+    "jsbox_modules_deleted",
+];
+
 /// The triggers on `js_plugins` itself (the others guard the epoch table).
 const PLUGIN_TRIGGERS: [&str; 5] = [
     "jsbox_plugins_check_insert",
@@ -70,7 +99,8 @@ const PLUGIN_TRIGGERS: [&str; 5] = [
 ];
 const EPOCH_TRIGGERS: [&str; 3] = ["jsbox_plugins_epoch_kept", "jsbox_plugins_epoch_single", "jsbox_plugins_epoch_issued"];
 
-/// Whether every trigger is in place, on the tables it was made for.
+/// Whether every trigger is in place, on the tables it was made for (those on `js_modules` where
+/// that table exists).
 pub fn triggers_installed(conn: &Connection) -> bool {
     let count = |names: &[&str], table: &str| -> i64 {
         let list = names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
@@ -81,8 +111,15 @@ pub fn triggers_installed(conn: &Connection) -> bool {
         )
         .unwrap_or(0)
     };
+    let modules = conn
+        .query_row("SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND lower(name) = 'js_modules'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap_or(0)
+        > 0;
     count(&PLUGIN_TRIGGERS, "js_plugins") == PLUGIN_TRIGGERS.len() as i64
         && count(&EPOCH_TRIGGERS, "jsbox_plugins_epoch") == EPOCH_TRIGGERS.len() as i64
+        && (!modules || count(&MODULE_TRIGGER_NAMES, "js_modules") == MODULE_TRIGGER_NAMES.len() as i64)
 }
 
 /// This connection's own edits of `js_plugins`.

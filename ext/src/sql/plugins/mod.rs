@@ -38,7 +38,8 @@ use self::registry::{Registered, Snapshot, Use};
 use self::rows::Row;
 use super::db::Db;
 use super::Session;
-use crate::error::{CallError, PluginError, RowProblem};
+use crate::error::{CallError, ModuleError, PluginError, RowProblem};
+use crate::modules::{Imports, ModuleRow};
 use crate::plugin::CompiledPlugin;
 
 /// Plugin functions one connection registers at most: SQLite looks functions up in a hash table
@@ -66,6 +67,15 @@ impl Drop for Reading<'_> {
 }
 
 impl Plugins {
+    /// The plugins of `conn`, whose session is `session`.
+    pub fn new(session: &Arc<Session>, conn: &Connection) -> Self {
+        Plugins { session: Arc::clone(session), db: Db::of(conn) }
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
     /// Fails if jsbox is reading `js_plugins` on this connection right now (re-entry).
     fn entered(&self) -> Result<(), CallError> {
         if self.session.reading_plugins.load(Ordering::SeqCst) {
@@ -104,13 +114,38 @@ impl Plugins {
         if snapshot.is_some_and(|snapshot| registry.is_current(name, snapshot)) {
             return Ok(registry);
         }
+        let modules = registry.compiled_modules(name);
         drop(registry);
         let row = self.read_row(name, self.max_source_bytes())?;
+        // A plugin is compiled with the modules it imports: if one changed, so did the plugin.
+        let modules_current = modules.is_current(&|module| self.read_module(module))?;
         // Without the triggers the connection's own edits cannot be seen: read every time.
         self.session.own_changes.set_tracked(changes::triggers_installed(&self.db.connection()));
         let mut registry = self.session.registry();
         registry.update(name, snapshot, row);
+        if !modules_current {
+            registry.forget_compiled(name);
+        }
         Ok(registry)
+    }
+
+    /// Module `name`'s row as `js_modules` holds it now (`None`: no such row, or no table), read
+    /// as data with re-entry refused.
+    pub fn read_module(&self, name: &str) -> Result<Option<ModuleRow>, CallError> {
+        let _reading = self.reading()?;
+        match rows::read_module(&self.db.connection(), name).map_err(ModuleError::Table)? {
+            None => Ok(None),
+            Some(Ok(row)) => Ok(Some(row)),
+            Some(Err(problem)) => Err(ModuleError::Row { name: name.to_owned(), problem }.into()),
+        }
+    }
+
+    /// Compiles a plugin's source, with the modules it imports from `js_modules`.
+    fn compile(&self, kind: PluginKind, source: &str) -> Result<CompiledPlugin, CallError> {
+        let limits = self.session.limits();
+        let read = |module: &str| self.read_module(module);
+        let mut imports = Imports::new(&read, &self.session.modules, &limits);
+        crate::plugin::compile(kind, source, &limits, &mut imports)
     }
 
     /// Plugin `name`'s row as the database holds it now (`None`: no such row, or no table),
@@ -148,7 +183,7 @@ impl Plugins {
         self.entered()?;
         self.on()?;
         let snapshot = self.session.own_changes.snapshot(self.db);
-        self.refreshed(name, snapshot)?.plugin(name, usage, argc, registered, &|| self.session.limits())
+        self.refreshed(name, snapshot)?.plugin(name, usage, argc, registered, &|kind, source| self.compile(kind, source))
     }
 
     /// A scalar plugin call, in the connection's kept world for that plugin.
@@ -161,7 +196,8 @@ impl Plugins {
                 return result;
             }
         }
-        self.refreshed(name, snapshot)?.call_scalar(name, arguments(ctx, skip), registered, &|| self.session.limits())
+        self.refreshed(name, snapshot)?
+            .call_scalar(name, arguments(ctx, skip), registered, &|| self.session.limits(), &|kind, source| self.compile(kind, source))
     }
 
     /// The connection's functions that are not plugins, for the shadowing check; asked once.
@@ -228,6 +264,9 @@ impl Plugins {
     /// Installs the connection's triggers (and so tracks its own edits again).
     fn install_triggers(&self, conn: &Connection) -> Result<(), CallError> {
         conn.execute_batch(changes::TRIGGERS).map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
+        if rows::modules_table_exists(conn)? {
+            conn.execute_batch(changes::MODULE_TRIGGERS).map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
+        }
         self.session.own_changes.set_tracked(true);
         Ok(())
     }
@@ -255,7 +294,7 @@ impl Plugins {
         let Some(table) = rows::table(self.db)? else { return Err(PluginError::NoTable.into()) };
         let listing = table.list()?;
         let foreign = self.foreign_functions(&conn);
-        let limits = || self.session.limits();
+        let compile = |kind, source: &str| self.compile(kind, source);
         let max_source_bytes = self.max_source_bytes();
         let mut problems = Vec::new();
         let mut names = HashSet::new();
@@ -282,7 +321,7 @@ impl Plugins {
             let registered = registry.registered(name);
             let usable = self
                 .register(&mut registry, name, kind, &foreign)
-                .and_then(|()| registry.plugin(name, Use::Any, None, registered, &limits).map(drop));
+                .and_then(|()| registry.plugin(name, Use::Any, None, registered, &compile).map(drop));
             if let Err(e) = usable {
                 problems.push(format!("{name}: {e}"));
             }
@@ -326,10 +365,32 @@ impl Plugins {
         let named = |e: CallError| PluginError::named(&name, e);
         let row = rows::row(ctx.get_raw(1), ctx.get_raw(2), ctx.get_raw(3)).map_err(|p| named(PluginError::Row(p).into()))?;
         let foreign = self.foreign_functions(&self.db.connection());
-        let limits = self.session.limits();
         let mut registry = self.session.registry();
         Self::check_name(&registry, &name, &foreign).map_err(|p| named(PluginError::Row(p).into()))?;
-        registry.compile(row.kind, row.source, &limits).map_err(named)?;
+        registry.compile(row.kind, row.source, &|kind, source| self.compile(kind, source)).map_err(named)?;
+        Ok(SqlValue::Null)
+    }
+
+    /// `js_modules_check(name, kind, source)`, from the BEFORE INSERT and UPDATE triggers of
+    /// `js_modules`: the row about to be written must compile (with what it imports that the
+    /// table holds), else the statement fails and nothing is written.
+    fn check_module(&self, ctx: &Context<'_>) -> Result<SqlValue, CallError> {
+        self.entered()?;
+        let name = match ctx.get_raw(0) {
+            ValueRef::Text(name) => String::from_utf8_lossy(name).into_owned(),
+            other => {
+                return Err(ModuleError::Row {
+                    name: String::new(),
+                    problem: format!("the name must be TEXT, not {}", super::args::type_name(other)),
+                }
+                .into())
+            }
+        };
+        let row =
+            rows::module_row(&name, ctx.get_raw(1), ctx.get_raw(2)).map_err(|problem| ModuleError::Row { name: name.clone(), problem })?;
+        let limits = self.session.limits();
+        let read = |module: &str| self.read_module(module);
+        Imports::new(&read, &self.session.modules, &limits).check(&row)?;
         Ok(SqlValue::Null)
     }
 
@@ -381,6 +442,10 @@ pub fn register(conn: &Connection, session: &Arc<Session>) -> rusqlite::Result<(
     }
     let check = plugins.clone();
     conn.create_scalar_function("js_plugins_check", 4, direct, move |ctx| check.check(ctx).map_err(|e| e.in_function("js_plugins")))?;
+    let check_module = plugins.clone();
+    conn.create_scalar_function("js_modules_check", 3, direct, move |ctx| {
+        check_module.check_module(ctx).map_err(|e| e.in_function("js_modules"))
+    })?;
     let changed = plugins.clone();
     conn.create_scalar_function("js_plugins_changed", 2, direct, move |ctx| changed.changed(ctx).map_err(|e| e.in_function("js_plugins")))?;
     let epochs = plugins.clone();

@@ -22,8 +22,12 @@ use super::rows::Row;
 use crate::bounded_cache::BoundedCache;
 use crate::budget::KeptSandbox;
 use crate::error::{CallError, PluginError, RowProblem};
-use crate::plugin::{self, CompiledPlugin, World};
+use crate::modules::ModuleSet;
+use crate::plugin::{CompiledPlugin, World};
 use crate::sandbox::Limits;
+
+/// Compiles a plugin's source of a kind (with the modules it imports), for the registry.
+pub type Compile<'a> = &'a dyn Fn(PluginKind, &str) -> Result<CompiledPlugin, CallError>;
 
 /// What the database held when a plugin's row was last read: the main database's data version
 /// and this connection's own-change epoch (see [`super::changes`]). Two equal snapshots mean the
@@ -207,15 +211,15 @@ impl Registry {
 
     /// The compiled current version of plugin `name` for `usage` with `argc` arguments, checked
     /// against the row and against what its SQL function was registered as (`registered`: called
-    /// through that function rather than `js_call`/`js_agg`). `limits` are asked for only when
-    /// the plugin must be compiled.
+    /// through that function rather than `js_call`/`js_agg`). `compile` runs only when the plugin
+    /// must be compiled.
     pub fn plugin(
         &mut self,
         name: &str,
         usage: Use,
         argc: Option<usize>,
         registered: Option<Registered>,
-        limits: &dyn Fn() -> Limits,
+        compile: Compile<'_>,
     ) -> Result<Arc<CompiledPlugin>, CallError> {
         self.clock += 1;
         let entry = self.entries.get_mut(name).ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
@@ -225,7 +229,7 @@ impl Registry {
             return Ok(Arc::clone(compiled));
         }
         let (kind, source) = (row.kind, Arc::clone(&row.source));
-        let compiled = Self::compile_cached(&mut self.compiled, kind, source, &limits())?;
+        let compiled = Self::compile_cached(&mut self.compiled, kind, source, compile)?;
         if let Some(entry) = self.entries.get_mut(name) {
             entry.compiled = Some(Arc::clone(&compiled));
             self.entry_bytes += compiled.bytecode_len();
@@ -235,23 +239,27 @@ impl Registry {
     }
 
     /// Compiles `source` as a plugin of `kind`, or finds it compiled already.
-    pub fn compile(&mut self, kind: PluginKind, source: Arc<str>, limits: &Limits) -> Result<Arc<CompiledPlugin>, CallError> {
-        Self::compile_cached(&mut self.compiled, kind, source, limits)
+    pub fn compile(&mut self, kind: PluginKind, source: Arc<str>, compile: Compile<'_>) -> Result<Arc<CompiledPlugin>, CallError> {
+        Self::compile_cached(&mut self.compiled, kind, source, compile)
     }
 
     fn compile_cached(
         cache: &mut BoundedCache<(PluginKind, Arc<str>), Arc<CompiledPlugin>, COMPILED_CACHE_BYTES>,
         kind: PluginKind,
         source: Arc<str>,
-        limits: &Limits,
+        compile: Compile<'_>,
     ) -> Result<Arc<CompiledPlugin>, CallError> {
         let key = (kind, source);
         if let Some(compiled) = cache.get(&key) {
             return Ok(compiled);
         }
-        let compiled = Arc::new(plugin::compile(kind, &key.1, limits)?);
-        let size = key.1.len() + compiled.bytecode_len();
-        cache.insert(key, Arc::clone(&compiled), size);
+        let compiled = Arc::new(compile(kind, &key.1)?);
+        // A plugin that imports is not cached by its source alone: its modules may change while
+        // it does not (its entry checks them, see `Plugins::refreshed`).
+        if compiled.modules.is_empty() {
+            let size = key.1.len() + compiled.bytecode_len();
+            cache.insert(key, Arc::clone(&compiled), size);
+        }
         Ok(compiled)
     }
 
@@ -282,6 +290,7 @@ impl Registry {
         args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone,
         registered: Option<Registered>,
         limits: &dyn Fn() -> Limits,
+        compile: Compile<'_>,
     ) -> Result<SqlValue, CallError> {
         self.clock += 1;
         if let Some(entry) = self.entries.get_mut(name) {
@@ -290,7 +299,7 @@ impl Registry {
                 return self.run_kept(name, args);
             }
         }
-        let compiled = self.plugin(name, Use::Scalar, Some(args.len()), registered, limits)?;
+        let compiled = self.plugin(name, Use::Scalar, Some(args.len()), registered, compile)?;
         let limits = limits();
         // (Session::with_room would lock this registry again: the kept worlds are given back here.)
         let kept = self.kept_worlds() > 0;
@@ -377,6 +386,21 @@ impl Registry {
             if let Some(entry) = self.entries.remove(&name) {
                 self.entry_bytes -= entry.bytes();
             }
+        }
+    }
+
+    /// The modules plugin `name`'s compiled form imports (empty if it is not compiled).
+    pub fn compiled_modules(&self, name: &str) -> ModuleSet {
+        self.entries.get(name).and_then(|entry| entry.compiled.as_ref()).map(|compiled| compiled.modules.clone()).unwrap_or_default()
+    }
+
+    /// Forgets plugin `name`'s compiled form and kept world (a module it imports changed).
+    pub fn forget_compiled(&mut self, name: &str) {
+        if let Some(entry) = self.entries.get_mut(name) {
+            self.entry_bytes -= entry.bytes();
+            entry.compiled = None;
+            entry.world = None;
+            self.entry_bytes += entry.bytes();
         }
     }
 

@@ -11,11 +11,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use jsbox_abi::PluginKind;
+use jsbox_abi::{ModuleKind, PluginKind};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{PluginError, RowProblem, MAX_NAME_BYTES, MAX_PLUGIN_ARGS};
+use crate::modules::ModuleRow;
 use crate::sql::args::type_name;
 use crate::sql::db::Db;
 
@@ -35,43 +36,88 @@ pub struct Listing {
     pub kind: Result<PluginKind, RowProblem>,
 }
 
-/// The columns jsbox reads.
+/// The columns jsbox reads of `js_plugins`...
 const COLUMNS: [&str; 4] = ["name", "kind", "source", "n_args"];
+/// ...and of `js_modules`.
+const MODULE_COLUMNS: [&str; 3] = ["name", "kind", "source"];
 
 /// Whether `main.js_plugins` exists, refusing anything but an ordinary table with stored columns.
 pub fn table_exists(conn: &Connection) -> Result<bool, PluginError> {
+    checked_table(conn, "js_plugins", &COLUMNS)
+}
+
+/// Whether `main.<table>` exists, refusing anything but an ordinary table whose `columns` are
+/// stored.
+fn checked_table(conn: &Connection, table: &'static str, columns: &[&'static str]) -> Result<bool, PluginError> {
     let found = conn
         .query_row(
-            "SELECT type, rootpage, sql FROM main.sqlite_master WHERE type IN ('table', 'view') AND lower(name) = 'js_plugins'",
-            [],
+            "SELECT type, rootpage, sql FROM main.sqlite_master WHERE type IN ('table', 'view') AND lower(name) = ?1",
+            [table],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<String>>(2)?)),
         )
         .optional()
         .map_err(sql("reading the schema"))?;
     let Some((kind, rootpage, sql_text)) = found else { return Ok(false) };
     if kind == "view" {
-        return Err(PluginError::NotATable("a view"));
+        return Err(PluginError::NotATable(table, "a view"));
     }
     // A virtual table has no pages of its own (root page 0), and its statement is CREATE
     // VIRTUAL TABLE, however written (comments may stand between the words).
     let ordinary =
         rootpage.is_some_and(|page| page > 0) && sql_text.as_deref().is_some_and(|sql| first_words(sql, 2) == ["CREATE", "TABLE"]);
     if !ordinary {
-        return Err(PluginError::NotATable("a virtual table"));
+        return Err(PluginError::NotATable(table, "a virtual table"));
     }
     // table_xinfo's `hidden`: 2 and 3 are generated columns.
-    let mut stmt =
-        conn.prepare("SELECT lower(name), hidden FROM pragma_table_xinfo('js_plugins', 'main')").map_err(sql("reading the schema"))?;
-    let columns: Vec<(String, i64)> =
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(sql("reading the schema"))?;
-    for wanted in COLUMNS {
-        match columns.iter().find(|(name, _)| name == wanted) {
-            None => return Err(PluginError::MissingColumn(wanted)),
-            Some((name, 2 | 3)) => return Err(PluginError::GeneratedColumn(name.clone())),
+    let mut stmt = conn.prepare("SELECT lower(name), hidden FROM pragma_table_xinfo(?1, 'main')").map_err(sql("reading the schema"))?;
+    let found: Vec<(String, i64)> =
+        stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(sql("reading the schema"))?;
+    for wanted in columns {
+        match found.iter().find(|(name, _)| name == wanted) {
+            None => return Err(PluginError::MissingColumn(table, wanted)),
+            Some((name, 2 | 3)) => return Err(PluginError::GeneratedColumn(table, name.clone())),
             Some(_) => {}
         }
     }
     Ok(true)
+}
+
+/// Whether `main.js_modules` exists, refusing anything but an ordinary table with stored columns.
+pub fn modules_table_exists(conn: &Connection) -> Result<bool, PluginError> {
+    checked_table(conn, "js_modules", &MODULE_COLUMNS)
+}
+
+/// Module `name`'s row of `main.js_modules` (checked as `js_plugins` is), `None` if there is no
+/// such row or no such table; a row that cannot be a module is the problem's text.
+pub fn read_module(conn: &Connection, name: &str) -> Result<Option<Result<ModuleRow, String>>, PluginError> {
+    if !modules_table_exists(conn)? {
+        return Ok(None);
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT kind, source FROM main.js_modules WHERE name = ?1 LIMIT 1").map_err(sql("reading js_modules"))?;
+    let row =
+        stmt.query_row([name], |r| Ok(module_row(name, r.get_ref(0)?, r.get_ref(1)?))).optional().map_err(sql("reading js_modules"))?;
+    Ok(row)
+}
+
+/// A `js_modules` row's kind and source, checked.
+pub fn module_row(name: &str, kind: ValueRef<'_>, source: ValueRef<'_>) -> Result<ModuleRow, String> {
+    let kind = match kind {
+        ValueRef::Text(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            ModuleKind::parse(&text)
+                .ok_or_else(|| format!("unknown kind {text:?}; a module is 'module' (ES) or 'commonjs' (CommonJS, UMD)"))?
+        }
+        other => return Err(format!("unknown kind {}; a module is 'module' (ES) or 'commonjs' (CommonJS, UMD)", type_name(other))),
+    };
+    let source = match source {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            std::str::from_utf8(bytes).map_err(|e| format!("the source is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()))?
+        }
+        ValueRef::Null => return Err("the source is NULL".into()),
+        other => return Err(format!("the source must be TEXT or BLOB, not {}", type_name(other))),
+    };
+    Ok(ModuleRow { name: name.to_owned(), kind, source: source.into() })
 }
 
 /// `js_plugins`, checked to be an ordinary table with stored columns ([`table_exists`]): what

@@ -27,3 +27,23 @@ CREATE TRIGGER IF NOT EXISTS main.js_plugins_touch AFTER UPDATE OF kind, source,
 BEGIN
   UPDATE js_plugins SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE name = NEW.name;
 END;
+
+-- The ES modules plugins and js_eval scripts import (created by js_plugins_init()): `import * as
+-- turf from 'turf'` finds the row named turf. Nothing else can be imported.
+CREATE TABLE IF NOT EXISTS main.js_modules (
+  -- What `import` names: at most 255 bytes, not starting with '.' or '/' (an import of './x'
+  -- from module 'geo/a' finds 'geo/x'). Case matters, as in JavaScript.
+  name          TEXT PRIMARY KEY NOT NULL
+                CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 255 AND name NOT GLOB '[./]*'),
+  -- module: an ES module (import, export) | commonjs: a CommonJS or UMD bundle (turf.min.js as
+  -- published), whose module.exports is the default export and whose keys are named exports.
+  kind          TEXT NOT NULL DEFAULT 'module' CHECK (kind IN ('module', 'commonjs')),
+  source        TEXT NOT NULL,
+  description   TEXT,
+  updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+CREATE TRIGGER IF NOT EXISTS main.js_modules_touch AFTER UPDATE OF kind, source ON main.js_modules
+BEGIN
+  UPDATE js_modules SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE name = NEW.name;
+END;
