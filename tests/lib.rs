@@ -99,6 +99,16 @@ pub fn error_of(conn: &Connection, sql: &str) -> String {
     }
 }
 
+/// The sqlite3 shell's `readfile(path)` (relative to the repository), which rusqlite's bundled
+/// SQLite lacks.
+pub fn add_readfile(conn: &Connection) {
+    conn.create_scalar_function("readfile", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |ctx| {
+        let path: String = ctx.get(0)?;
+        std::fs::read(repo_root().join(path)).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+    })
+    .unwrap();
+}
+
 /// Asserts that `conn` still evaluates scripts after an error.
 pub fn assert_usable(conn: &Connection) {
     assert_eq!(eval1(conn, "1+1").unwrap(), Value::Integer(2));

@@ -32,16 +32,6 @@ fn with_tracks(conn: &Connection) {
     }
 }
 
-/// The sqlite3 shell's `readfile(path)` (relative to the repository), which rusqlite's bundled
-/// SQLite lacks.
-fn add_readfile(conn: &Connection) {
-    conn.create_scalar_function("readfile", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |ctx| {
-        let path: String = ctx.get(0)?;
-        std::fs::read(repo_root().join(path)).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
-    })
-    .unwrap();
-}
-
 /// A table-valued `generate_series(first, last)` substitute: rusqlite's bundled SQLite lacks the
 /// series extension.
 fn series(first: i64, last: i64) -> String {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use jsbox_bench::stats::{loadavg, stat, Stat};
 use sqlite_jsbox::abi::Input;
+use sqlite_jsbox::modules::Imports;
 use sqlite_jsbox::sandbox::Limits;
 use sqlite_jsbox::script_cache::ScriptCache;
 
@@ -49,7 +50,8 @@ fn interleaved(workloads: &mut [Workload<'_>]) -> Vec<Stat> {
 /// One call as `js_eval` makes it: the script compiled on first use, its bytecode reused.
 fn eval_ok(script: &str, input: Input<'_>) {
     static SCRIPTS: LazyLock<Mutex<ScriptCache>> = LazyLock::new(Default::default);
-    ScriptCache::eval(&SCRIPTS, &Limits::default(), script.as_bytes(), input)
+    let limits = Limits::default();
+    Imports::none(&limits, |imports| ScriptCache::eval(&SCRIPTS, &limits, script.as_bytes(), input, imports))
         .expect("benchmark call failed")
         .value
         .expect("benchmark script failed");

@@ -114,6 +114,14 @@ impl<'a> Imports<'a> {
         Imports { read, cache, limits, compiling: Vec::new() }
     }
 
+    /// Runs `f` with imports from an empty table (for work that imports nothing: benchmarks,
+    /// tests of the sandbox alone).
+    pub fn none<T>(limits: &Limits, f: impl FnOnce(&mut Imports<'_>) -> T) -> T {
+        let cache = Mutex::default();
+        let read = |_: &str| Ok(None);
+        f(&mut Imports::new(&read, &cache, limits))
+    }
+
     /// The current versions of modules `names` (and what each needs that is known now), to
     /// start [`Imports::resolve`] with what the work needed last time.
     pub fn current(&mut self, names: &[String]) -> Result<ModuleSet, CallError> {
@@ -171,7 +179,7 @@ impl<'a> Imports<'a> {
         self.compiling.pop();
         match compiled {
             Ok(_) | Err(CallError::Module(ModuleError::NotFound(_))) => Ok(()),
-            Err(error) => Err(error),
+            Err(error) => Err(named(&row.name, error)),
         }
     }
 
@@ -187,15 +195,21 @@ impl<'a> Imports<'a> {
         let limits = self.limits;
         let compiled = self.resolve(ModuleSet::default(), |imports| compile(&row, imports, limits));
         self.compiling.pop();
-        let (bytecode, imports) = compiled.map_err(|cause| match cause {
-            // Already attributed to the module it is about.
-            CallError::Module(error) => CallError::Module(error),
-            cause => ModuleError::Named { name: name.to_owned(), cause: Box::new(cause) }.into(),
-        })?;
+        let (bytecode, imports) = compiled.map_err(|cause| named(name, cause))?;
         let size = row.source.len() + bytecode.len();
         let module = Arc::new(CompiledModule { row, bytecode });
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::clone(&module), size);
         Ok((module, imports))
+    }
+}
+
+/// `cause`, attributed to module `name` unless it is about a module already.
+fn named(name: &str, cause: CallError) -> CallError {
+    match cause {
+        CallError::Module(error) => CallError::Module(error),
+        // The guest's messages give the module by its position already.
+        cause @ CallError::Exception(_) => cause,
+        cause => ModuleError::Named { name: name.to_owned(), cause: Box::new(cause) }.into(),
     }
 }
 

@@ -47,7 +47,7 @@ mod tests {
     use crate::sandbox::{self, Limits, Script};
 
     fn eval(limits: &Limits, script: &str) -> Result<rusqlite::types::Value, CallError> {
-        sandbox::eval(limits, Script::Source(script.as_bytes()), Input::Null).and_then(|outcome| outcome.value)
+        sandbox::eval(limits, Script::Source(script.as_bytes()), Input::Null, &Default::default()).and_then(|outcome| outcome.value)
     }
 
     /// Runs `f` on a fresh segment whose unused part is painted, and returns what `f` returned
@@ -155,11 +155,10 @@ mod tests {
             let limits = Limits::default();
             let script = crate::script_cache::ScriptCache::default();
             let scripts = std::sync::Mutex::new(script);
-            let modules = std::sync::Mutex::new(crate::modules::ModuleCache::default());
-            let no_modules = |_: &str| Ok(None);
             let call = || {
-                let mut imports = crate::modules::Imports::new(&no_modules, &modules, &limits);
-                crate::script_cache::ScriptCache::eval(&scripts, &limits, b"1", Input::Null, &mut imports).unwrap().value.unwrap()
+                crate::modules::Imports::none(&limits, |imports| {
+                    crate::script_cache::ScriptCache::eval(&scripts, &limits, b"1", Input::Null, imports).unwrap().value.unwrap()
+                })
             };
             for _ in 0..200 {
                 call();

@@ -94,6 +94,8 @@ fn first_position(stack: &str) -> Option<(&str, u32)> {
         };
         let mut parts = location.rsplitn(3, ':');
         let (_column, line, file) = (parts.next()?, parts.next()?, parts.next()?);
+        // jsbox's own helpers (`<jsbox>`) are not where the error is.
+        (!file.starts_with('<')).then_some(())?;
         Some((file, line.parse().ok()?))
     })
 }
@@ -109,5 +111,6 @@ mod tests {
         assert_eq!(first_position("    at length (turf:1:5093)\n    at final (script:4:40)\n"), Some(("turf", 1)));
         assert_eq!(first_position("    at g (geo/a b:7:1)\n"), Some(("geo/a b", 7)));
         assert_eq!(first_position("    at <anonymous> (native)\n    at f (script:2:1)\n"), Some(("script", 2)));
+        assert_eq!(first_position("    at require (<jsbox>:1:9)\n    at <anonymous> (cjs:1:12)\n"), Some(("cjs", 1)));
     }
 }

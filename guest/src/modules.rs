@@ -111,8 +111,8 @@ impl Loader for TableLoader {
 pub fn compile(ctx: &Ctx<'_>, request: &[u8], kind: ModuleKind, out: &mut Vec<u8>) -> Result<(), GuestError> {
     let entries = named_bytes::decode(request).map_err(|e| GuestError::new(ErrorKind::Abi, e.to_string()))?;
     let [(name, source)] = entries[..] else { return Err(GuestError::new(ErrorKind::Abi, "one module per compile request")) };
-    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.contains('\0') || name.starts_with('.') {
-        return Err(GuestError::new(ErrorKind::Script, format!("'{name}' cannot be a module name")));
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.contains('\0') || name.starts_with(['.', '/']) {
+        return Err(GuestError::new(ErrorKind::Script, "a module name has 1 to 255 bytes and does not start with '.' or '/'"));
     }
     if source.contains(&0) {
         return Err(GuestError::new(ErrorKind::Script, "module source contains a NUL character"));
@@ -143,7 +143,7 @@ fn commonjs_as_module(ctx: &Ctx<'_>, name: &str, source: &str) -> Result<String,
         "(function (factory) {{ const module = {{ exports: {{}} }}; factory.call(module.exports, module.exports, module, {REQUIRE}); \
          const e = module.exports; return e !== null && (typeof e === 'object' || typeof e === 'function') ? Object.keys(e) : []; }})"
     );
-    let keys: Function = crate::script::eval_global(ctx, &exported_keys, "jsbox")?.into_function().expect("a function expression");
+    let keys: Function = crate::script::eval_global(ctx, &exported_keys, "<jsbox>")?.into_function().expect("a function expression");
     let keys: Array = keys.call((factory,)).map_err(js_error)?;
     let names: Vec<String> =
         keys.iter::<Value>().filter_map(|key| key.ok()?.as_string()?.to_string().ok()).filter(|key| is_export_name(key)).collect();

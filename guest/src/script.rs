@@ -26,7 +26,12 @@ pub fn compile<'js>(ctx: &Ctx<'js>, source: &[u8], out: &mut Vec<u8>) -> Result<
             Ok(module) => module,
             // A module whose import is not given yet: the host fetches it and tries again.
             Err(module_error) if crate::modules::has_missing() => return Err(module_error),
-            Err(module_error) if script_error.message.contains("import") || script_error.message.contains("export") => {
+            // It parsed as a module (its imports failed), or fails as a script at import/export.
+            Err(module_error)
+                if !module_error.message.starts_with("SyntaxError")
+                    || script_error.message.contains("import")
+                    || script_error.message.contains("export") =>
+            {
                 return Err(module_error)
             }
             Err(_) => return Err(script_error),
