@@ -38,6 +38,10 @@ const DISTANCE_SQL: &str = "CASE WHEN plat IS NULL OR (lat = plat AND lon = plon
   degrees(acos(min(1.0, sin(radians(lat)) * sin(radians(plat)) + cos(radians(lat)) * cos(radians(plat)) * cos(radians(lon - plon))))) \
   * 60 * 1853.159 END";
 
+/// Turf's distance in meters (haversine on a sphere of 6371008.8 m), for W10's plain SQL.
+const HAVERSINE_SQL: &str = "CASE WHEN plat IS NULL THEN 0 ELSE 2 * 6371008.8 * asin(min(1.0, sqrt( \
+  power(sin(radians(lat - plat) / 2), 2) + cos(radians(plat)) * cos(radians(lat)) * power(sin(radians(lon - plon) / 2), 2)))) END";
+
 /// Each point with the previous one of its track.
 const LEGS_SQL: &str = "SELECT track_fid, seq, lat, lon, lag(lat) OVER w AS plat, lag(lon) OVER w AS plon \
   FROM track_points WINDOW w AS (PARTITION BY track_fid ORDER BY seq)";
@@ -122,6 +126,30 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             sqlite_js: sjs("SELECT total(r) FROM (SELECT sjs_run(lat, lon) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM track_points);".into()),
             plain: Some(format!(
                 "SELECT total(r) FROM (SELECT total(d) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM (SELECT track_fid, seq, {DISTANCE_SQL} AS d FROM ({LEGS_SQL})));"
+            )),
+        },
+        Workload {
+            id: "W10a",
+            title: "aggregate: track length by turf.js (a 547 KB module)",
+            unit: "per query",
+            goal: "≤ 1.5× W2a (hand-written)",
+            per: 1,
+            setup: turf_setup(),
+            jsbox: per_track("bench_turf_len(lat, lon)"),
+            sqlite_js: None,
+            plain: Some(format!("SELECT count(*), total(l) FROM (SELECT total({HAVERSINE_SQL}) AS l FROM ({LEGS_SQL}) GROUP BY track_fid);")),
+        },
+        Workload {
+            id: "W10b",
+            title: "window: running length by turf.js",
+            unit: "per query",
+            goal: "≤ 1.5× W3 (hand-written)",
+            per: 1,
+            setup: turf_setup(),
+            jsbox: "SELECT total(r) FROM (SELECT bench_turf_run(lat, lon) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM track_points);".into(),
+            sqlite_js: None,
+            plain: Some(format!(
+                "SELECT total(r) FROM (SELECT total(d) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM (SELECT track_fid, seq, {HAVERSINE_SQL} AS d FROM ({LEGS_SQL})));"
             )),
         },
         Workload {
@@ -307,6 +335,32 @@ fn sqlite_js_setup() -> String {
 }
 
 /// jsbox's stored plugins for the same workloads.
+/// W10: turf.js as published (a UMD bundle stored as a `commonjs` module) and two plugins that
+/// import it: a track's length, and a running length (leg by leg, as W3's hand-written plugin).
+fn turf_setup() -> String {
+    let len = "import { length, lineString } from 'turf';
+export function init() { return []; }
+export function step(s, lat, lon) { s.push([lon, lat]); return s; }
+export function final(s) { return s.length < 2 ? 0 : length(lineString(s), { units: 'meters' }); }";
+    let run = "import { distance } from 'turf';
+export function init() { return { pts: [], m: 0 }; }
+export function step(s, lat, lon) { const l = s.pts[s.pts.length - 1]; if (l) s.m += distance(l, [lon, lat], { units: 'meters' }); s.pts.push([lon, lat]); return s; }
+export function inverse(s) { const f = s.pts.shift(); if (s.pts.length) s.m -= distance(f, s.pts[0], { units: 'meters' }); else s.m = 0; return s; }
+export function final(s) { return s.m; }";
+    let mut sql = String::from(
+        "INSERT OR REPLACE INTO js_modules(name, kind, source) VALUES ('turf', 'commonjs', CAST(readfile('fixtures/vendor/turf/turf.min.js') AS TEXT));\n",
+    );
+    for (name, kind, source) in [("bench_turf_len", "aggregate", len), ("bench_turf_run", "window", run)] {
+        writeln!(
+            sql,
+            "INSERT OR REPLACE INTO js_plugins(name, kind, source) VALUES ('{name}', '{kind}', '{}');",
+            source.replace('\'', "''")
+        )
+        .unwrap();
+    }
+    sql
+}
+
 fn jsbox_setup() -> String {
     let q = |s: &str| s.replace('\'', "''");
     let len = format!(
