@@ -497,3 +497,27 @@ fn example_plugins_skip_missing_values_as_sql_aggregates_do() {
     // Rows 5, 10, 11 and 15 and the rows after them: 7 speeds span a gap.
     assert_eq!(nulls, 7);
 }
+
+#[test]
+fn each_plugin_console_output_of_its_last_call_or_group_is_kept() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    let store = |name: &str, kind: &str, source: &str| {
+        conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", [name, kind, source]).unwrap();
+    };
+    store("noisy", "scalar", "function main(x) { if (x > 1) console.log('saw', x); return x }");
+    store("quiet", "scalar", "function main(x) { return x }");
+    store("summed", "aggregate", "function init() { return 0 } function step(s, x) { console.warn('row', x); return s + x } function final(s) { console.log('final', s); return s }");
+    let consoles = |conn: &Connection| -> serde_json::Value {
+        serde_json::from_str(&conn.query_row("SELECT js_debug() -> '$.plugins.console'", [], |r| r.get::<_, String>(0)).unwrap()).unwrap()
+    };
+    conn.query_row("SELECT noisy(1), noisy(2), quiet(3), (SELECT summed(value) FROM json_each('[1,2,3]'))", [], |_| Ok(())).unwrap();
+    assert_eq!(consoles(&conn), serde_json::json!({ "noisy": "saw 2\n", "summed": "row 1\nrow 2\nrow 3\nfinal 6\n" }));
+    // The last call wrote nothing: nothing is shown for it any more.
+    conn.query_row("SELECT noisy(1)", [], |_| Ok(())).unwrap();
+    assert_eq!(consoles(&conn), serde_json::json!({ "summed": "row 1\nrow 2\nrow 3\nfinal 6\n" }));
+    // A plugin that throws keeps what it wrote before.
+    store("failing", "scalar", "function main() { console.error('about to fail'); throw new Error('no') }");
+    assert_eq!(error_of(&conn, "SELECT failing()"), "failing: Error: no (line 1)");
+    assert_eq!(consoles(&conn)["failing"], "about to fail\n");
+}

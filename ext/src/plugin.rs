@@ -67,7 +67,13 @@ pub struct World {
     row: Vec<u8>,
     pending_rows: u32,
     nargs: u32,
+    /// What the plugin wrote with `console.*`: in its last call (scalar), or since the group
+    /// began (aggregate, window); at most [`MAX_CONSOLE_BYTES`].
+    console: String,
 }
+
+/// Console output a world keeps.
+const MAX_CONSOLE_BYTES: usize = 4096;
 
 /// Rows an aggregate sends into the sandbox at once, at most...
 const STEP_BATCH_ROWS: u32 = 256;
@@ -93,7 +99,7 @@ impl World {
                 sandbox
             }
         };
-        Ok(World { sandbox, pending: Vec::new(), row: Vec::new(), pending_rows: 0, nargs: 0 })
+        Ok(World { sandbox, pending: Vec::new(), row: Vec::new(), pending_rows: 0, nargs: 0, console: String::new() })
     }
 
     /// Whether this world can be [`World::reset`] and used again.
@@ -106,6 +112,7 @@ impl World {
     pub fn reset(&mut self) -> bool {
         self.pending.clear();
         self.pending_rows = 0;
+        self.console.clear();
         self.sandbox.reset()
     }
 
@@ -117,7 +124,13 @@ impl World {
 
     /// `main(...args)` for one row.
     pub fn main<'a>(&mut self, args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone) -> Result<SqlValue, CallError> {
+        self.console.clear();
         self.call_row(PluginOp::Main, args)
+    }
+
+    /// What the plugin wrote with `console.*` in its last call (scalar) or in this group.
+    pub fn console(&self) -> &str {
+        &self.console
     }
 
     /// The memory the world holds now, and what its connection's sandboxes may hold together.
@@ -131,6 +144,7 @@ impl World {
 
     /// `state = init()`.
     pub fn init(&mut self) -> Result<(), CallError> {
+        self.console.clear();
         self.call(PluginOp::Init, 0, 0, &[]).map(drop)
     }
 
@@ -201,7 +215,18 @@ impl World {
 
     fn call(&mut self, op: PluginOp, rows: u32, nargs: u32, args: &[u8]) -> Result<SqlValue, CallError> {
         let memory_mib = self.sandbox.limits().memory_mib;
-        self.sandbox.run(|guest, store| guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, memory_mib)))
+        let console = &mut self.console;
+        self.sandbox.run(|guest, store| {
+            let value = guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, memory_mib))?;
+            let written = guest.console(store)?;
+            if !written.is_empty() && console.len() < MAX_CONSOLE_BYTES {
+                let room = MAX_CONSOLE_BYTES - console.len();
+                let text = String::from_utf8_lossy(written);
+                let cut = text.char_indices().map(|(i, _)| i).take_while(|&i| i <= room).last().unwrap_or(0);
+                console.push_str(if text.len() <= room { &text } else { &text[..cut] });
+            }
+            Ok(value)
+        })
     }
 }
 

@@ -60,7 +60,9 @@ impl PluginAggregate {
     /// The result of a group's last call, after which its world is parked for the next group.
     fn finish(&self, group: Group, op: PluginOp) -> rusqlite::Result<SqlValue> {
         let Group { name, compiled, world: AssertUnwindSafe(mut world) } = group;
-        let result = world.result(op).map_err(|e| e.in_function(&name))?;
+        let result = world.result(op);
+        self.plugins.session.registry().record_console(&name, world.console());
+        let result = result.map_err(|e| e.in_function(&name))?;
         crate::parking::park(self.plugins.session.owner, &compiled, world);
         Ok(result)
     }

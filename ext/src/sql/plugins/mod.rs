@@ -488,6 +488,7 @@ impl Session {
             "registered": registry.registered_count(),
             "kept_worlds": registry.kept_worlds(),
             "parked_worlds": crate::parking::count(self.owner),
+            "console": registry.consoles().into_iter().map(|(name, text)| (name.to_owned(), text.into())).collect::<serde_json::Map<_, _>>(),
             "compiled_cached": registry.compiled_cached(),
             "entries": entries,
             "entry_bytes": entry_bytes,

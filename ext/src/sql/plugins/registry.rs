@@ -103,6 +103,8 @@ struct Entry {
     compiled: Option<Arc<CompiledPlugin>>,
     /// A scalar plugin's world, kept across calls.
     world: Option<KeptWorld>,
+    /// What the plugin wrote with `console.*` in its last call (scalar) or group.
+    console: String,
     last_used: u64,
 }
 
@@ -167,6 +169,7 @@ impl Registry {
             row: None,
             compiled: None,
             world: None,
+            console: String::new(),
             last_used: clock,
         });
         self.entry_bytes -= entry.bytes();
@@ -334,6 +337,9 @@ impl Registry {
         entry.last_used = self.clock;
         let kept = entry.world.as_mut().expect("the caller made it");
         let result = kept.world.main(args);
+        if !(kept.world.console().is_empty() && entry.console.is_empty()) {
+            entry.console = kept.world.console().to_owned();
+        }
         if result.is_err() {
             entry.world = None;
             return result;
@@ -387,6 +393,27 @@ impl Registry {
                 self.entry_bytes -= entry.bytes();
             }
         }
+    }
+
+    /// Records what plugin `name` wrote with `console.*` in a group that just ended.
+    pub fn record_console(&mut self, name: &str, console: &str) {
+        if let Some(entry) = self.entries.get_mut(name) {
+            if !(console.is_empty() && entry.console.is_empty()) {
+                entry.console = console.to_owned();
+            }
+        }
+    }
+
+    /// Each plugin's console output of its last call or group, where there is some.
+    pub fn consoles(&self) -> Vec<(&str, &str)> {
+        let mut consoles: Vec<(&str, &str)> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| !entry.console.is_empty())
+            .map(|(name, entry)| (name.as_str(), entry.console.as_str()))
+            .collect();
+        consoles.sort_unstable();
+        consoles
     }
 
     /// The modules plugin `name`'s compiled form imports (empty if it is not compiled).
