@@ -143,3 +143,24 @@ fn a_changed_plugin_never_runs_in_a_world_of_its_old_version() {
     conn.execute_batch("ROLLBACK").unwrap();
     assert_eq!(versions(&conn), vec![2; 10]);
 }
+
+#[test]
+fn groups_that_grow_their_memory_do_not_pile_up() {
+    let conn = with_plugins();
+    // Each group allocates 8 MiB beyond what the loaded world holds, then lets it go.
+    store(
+        &conn,
+        "grower",
+        "aggregate",
+        "function init() { return []; } function step(s, x) { s.push(new Float64Array(1 << 20).fill(x)); return s; } function final(s) { return s.length; }",
+    );
+    let sql = format!("SELECT count(*), sum(n) FROM (SELECT g, grower(x) AS n FROM {} GROUP BY g)", groups(50, 1));
+    let mut in_use = Vec::new();
+    for _ in 0..3 {
+        let (count, sum): (i64, i64) = conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((count, sum), (50, 50));
+        in_use.push(debug_int(&conn, "$.connection_memory_in_use_bytes"));
+    }
+    // What stays between statements (parked worlds) does not grow with the groups run.
+    assert!(in_use.iter().all(|&bytes| bytes <= in_use[0].max(32 << 20)), "memory in use after each statement: {in_use:?}");
+}

@@ -315,10 +315,17 @@ impl Sandbox {
 
     /// Makes a sandbox made [`Sandbox::from_image`] equal to its image again, as a new one
     /// would be; `false` if it was not made so, or cannot be reset here (then drop it).
+    ///
+    /// A memory that grew past the image cannot be: its size is part of what a new one would
+    /// be (the guest's allocator asks the memory's size to grow it), and memories do not shrink.
+    /// Reset, it would grow again with every group, by what each group allocated.
     pub fn reset(&mut self) -> bool {
         let Some(image) = &self.image else { return false };
         let memory = self.guest.memory();
         let (base, size) = (memory.data_ptr(&*self.store), memory.data_size(&*self.store));
+        if size != image.len() {
+            return false;
+        }
         // SAFETY: the instance's memory, where `image` was mapped, with no call running.
         if unsafe { image.restore(base, size) }.is_err() {
             return false;

@@ -92,7 +92,8 @@ impl WorldImage {
     }
 
     /// Makes memory `base..base + size`, where this image was mapped ([`WorldImage::map_over`]),
-    /// equal to the image again (and zero above it), however it was written since.
+    /// equal to the image again (and zero above it), however it was written since. (Zero above
+    /// it is the memory's content, not its size: see `Sandbox::reset`.)
     ///
     /// # Safety
     ///
