@@ -92,6 +92,45 @@ fn stack_overflow() {
     check("data", Value::Text(nested), "js_eval: stack overflow");
 }
 
+/// Kinds of runaway recursion, as functions of their depth `n`.
+const RECURSIONS: [&str; 9] = [
+    "function f(n) { return n == 0 ? 0 : 1 + f(n - 1) } f(N)",
+    "function f(n) { return n == 0 ? 0 : 1 + [n].map(x => f(x - 1))[0] } f(N)",
+    "const o = { get x() { return this.n-- > 0 ? this.x + 1 : 0 }, n: N }; o.x",
+    "function f(n) { return n == 0 ? 0 : 1 + f.call(null, n - 1) } f(N)",
+    "function f(n, a, b, c, d) { let x1 = 1, x2 = 2, x3 = 3, x4 = 4; return n == 0 ? 0 : 1 + f(n - 1, x1, x2, x3, x4) } f(N)",
+    "class A { constructor(n) { this.c = n == 0 ? null : new A(n - 1) } } new A(N) && 1",
+    "function f(n) { return n == 0 ? 0 : 1 + (() => f(n - 1))() } f(N)",
+    "function f(n) { return n == 0 ? 0 : 1 + Reflect.apply(f, null, [n - 1]) } f(N)",
+    "function f(n) { return n == 0 ? 0 : 1 + [0].reduce(() => f(n - 1), 0) } f(N)",
+];
+
+#[test]
+fn runaway_recursion_is_a_range_error_the_script_can_catch() {
+    let conn = open();
+    for recursion in RECURSIONS {
+        let caught = format!("try {{ {} }} catch (e) {{ e instanceof RangeError && e.message }}", recursion.replace('N', "1e6"));
+        assert_eq!(eval1(&conn, &caught).unwrap(), Value::Text("Maximum call stack size exceeded".into()), "{recursion}");
+        // The sandbox goes on.
+        assert_usable(&conn);
+    }
+    // Ordinary depths work: a plain recursion 900 levels deep, the others 250.
+    assert_eq!(eval1(&conn, &RECURSIONS[0].replace('N', "900")).unwrap(), Value::Integer(900));
+    for recursion in &RECURSIONS[1..] {
+        assert_eq!(
+            eval1(&conn, &recursion.replace('N', "250")).unwrap(),
+            Value::Integer(if recursion.contains("new A") { 1 } else { 250 }),
+            "{recursion}"
+        );
+    }
+    // Not caught: the error says what it is.
+    check(
+        &RECURSIONS[0].replace('N', "1e6"),
+        Value::Null,
+        "js_eval: stack overflow: RangeError: Maximum call stack size exceeded (line 1)",
+    );
+}
+
 #[test]
 fn invalid_json_input() {
     check("data", Value::Text("{bad".into()), "js_eval: invalid JSON input: key must be a string at line 1 column 2");

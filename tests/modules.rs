@@ -213,3 +213,47 @@ fn js_modules_from_a_stranger_is_read_as_data_only() {
         "js_eval: js_modules is a view, not an ordinary table; jsbox reads plugins and modules only from a table"
     );
 }
+
+#[test]
+fn finding_modules_one_by_one_stays_within_one_time_limit() {
+    let conn = with_modules();
+    for i in 0..10 {
+        store_module(&conn, &format!("s{i}"), "module", "export const v = 1").unwrap();
+    }
+    conn.query_row("SELECT js_config('time_limit_ms', 300)", [], |_| Ok(())).unwrap();
+    // Each import is found by a new attempt, which runs the script again from the start.
+    let script = "const t = Date.now(); while (Date.now() - t < 100) {} let s = 0; \
+                  for (let i = 0; i < 10; i++) s += (await import('s' + i)).v; export default s";
+    let started = std::time::Instant::now();
+    assert_eq!(eval_error(&conn, script, rusqlite::types::Null), "js_eval: time limit of 300 ms exceeded");
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500), "{:?}", started.elapsed());
+    // A long name is refused by the guest, not looked up.
+    let long = "x".repeat(300);
+    assert_eq!(
+        eval_error(&conn, &format!("import {{ v }} from '{long}'; export default v"), rusqlite::types::Null),
+        "js_eval: ReferenceError: a module name of 300 bytes: names have at most 255"
+    );
+}
+
+#[test]
+fn compiling_a_plugin_that_imports_gives_back_parked_worlds_when_the_budget_is_short() {
+    let conn = with_modules();
+    conn.query_row("SELECT js_config('connection_memory_mb', 100)", [], |_| Ok(())).unwrap();
+    conn.execute_batch("CREATE TABLE g(k, v); INSERT INTO g VALUES (0, 1), (1, 2);").unwrap();
+    for name in ["a", "b", "c", "d"] {
+        store_module(&conn, &format!("big_{name}"), "module", "export const b = new Uint8Array(28 << 20)").unwrap();
+        let plugin = format!(
+            "import {{ b }} from 'big_{name}';\nexport function init() {{ return 0 }}\nexport function step(s) {{ return s }}\nexport function final() {{ return b.length }}"
+        );
+        // Stored (and compiled) after the previous plugins' worlds were parked.
+        store_plugin(&conn, &format!("p{name}"), "aggregate", &plugin).unwrap();
+        let lengths: Vec<i64> = conn
+            .prepare(&format!("SELECT p{name}(v) FROM g GROUP BY k"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(lengths, vec![28 << 20; 2], "p{name}");
+    }
+}

@@ -51,7 +51,7 @@ fn interleaved(workloads: &mut [Workload<'_>]) -> Vec<Stat> {
 fn eval_ok(script: &str, input: Input<'_>) {
     static SCRIPTS: LazyLock<Mutex<ScriptCache>> = LazyLock::new(Default::default);
     let limits = Limits::default();
-    Imports::none(&limits, |imports| ScriptCache::eval(&SCRIPTS, &limits, script.as_bytes(), input, imports))
+    Imports::none(&limits, |imports| ScriptCache::eval(&SCRIPTS, script.as_bytes(), input, imports))
         .expect("benchmark call failed")
         .value
         .expect("benchmark script failed");

@@ -13,7 +13,7 @@ use wasmtime::{Config, WasmFeatures};
 /// less than this (and the host's margin) left, the extension runs the guest on a fresh stack
 /// segment of that size instead (`ext/src/native_stack.rs`), so that small thread stacks never
 /// crash the process.
-pub const MAX_WASM_STACK: usize = 512 * 1024;
+pub const MAX_WASM_STACK: usize = 1024 * 1024;
 
 /// How a sandbox's linear memory is laid out in the host's address space. The choice is compiled
 /// into the guest's code, so each placement has its own precompiled guest; the extension picks

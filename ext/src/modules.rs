@@ -14,6 +14,7 @@
 //! compiled modules one piece of work imports.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use jsbox_abi::{named_bytes, ModuleKind};
 
@@ -105,13 +106,15 @@ pub struct Imports<'a> {
     read: ReadModule<'a>,
     cache: &'a Mutex<ModuleCache>,
     limits: &'a Limits,
+    /// When the work began: its attempts share one time limit.
+    started: Instant,
     /// The modules being compiled, outermost first (an import of one of them is a cycle).
     compiling: Vec<String>,
 }
 
 impl<'a> Imports<'a> {
     pub fn new(read: ReadModule<'a>, cache: &'a Mutex<ModuleCache>, limits: &'a Limits) -> Self {
-        Imports { read, cache, limits, compiling: Vec::new() }
+        Imports { read, cache, limits, started: Instant::now(), compiling: Vec::new() }
     }
 
     /// Runs `f` with imports from an empty table (for work that imports nothing: benchmarks,
@@ -136,17 +139,28 @@ impl<'a> Imports<'a> {
         Ok(set)
     }
 
+    /// The limits for the next attempt: the time limit is the work's, less the time its earlier
+    /// attempts took (the limit of one call, however many modules it finds on the way).
+    fn remaining(&self) -> Result<Limits, CallError> {
+        let spent = self.started.elapsed().as_millis() as u64;
+        let time_ms = self.limits.time_ms.checked_sub(spent).filter(|left| *left > 0).ok_or(CallError::TimeLimit(self.limits.time_ms))?;
+        Ok(Limits { time_ms, ..self.limits.clone() })
+    }
+
     /// Runs `attempt` with the modules of `start`, and again with each module it misses added
     /// (read from the table and compiled), until it misses none; returns its result and the
-    /// modules it was given.
+    /// modules it was given. Each attempt gets the limits to run with: all attempts together
+    /// have the time limit of one call.
     pub fn resolve<T>(
         &mut self,
         start: ModuleSet,
-        mut attempt: impl FnMut(&ModuleSet) -> Result<T, CallError>,
+        mut attempt: impl FnMut(&ModuleSet, &Limits) -> Result<T, CallError>,
     ) -> Result<(T, ModuleSet), CallError> {
         let mut set = start;
         loop {
-            match attempt(&set) {
+            match attempt(&set, &self.remaining()?) {
+                // The limit it ran under was what was left of the work's: name the work's.
+                Err(CallError::TimeLimit(_)) => return Err(CallError::TimeLimit(self.limits.time_ms)),
                 Err(CallError::ModuleMissing(name)) => {
                     if set.contains(&name) {
                         return Err(CallError::Internal(format!("module '{name}' was given but not found")));
@@ -174,8 +188,7 @@ impl<'a> Imports<'a> {
     /// imports that the table holds; importing one it does not hold (yet) is allowed.
     pub fn check(&mut self, row: &ModuleRow) -> Result<(), CallError> {
         self.compiling.push(row.name.clone());
-        let limits = self.limits;
-        let compiled = self.resolve(ModuleSet::default(), |imports| compile(row, imports, limits));
+        let compiled = self.resolve(ModuleSet::default(), |imports, limits| compile(row, imports, limits));
         self.compiling.pop();
         match compiled {
             Ok(_) | Err(CallError::Module(ModuleError::NotFound(_))) => Ok(()),
@@ -192,8 +205,7 @@ impl<'a> Imports<'a> {
             return Ok((module, ModuleSet::default()));
         }
         self.compiling.push(name.to_owned());
-        let limits = self.limits;
-        let compiled = self.resolve(ModuleSet::default(), |imports| compile(&row, imports, limits));
+        let compiled = self.resolve(ModuleSet::default(), |imports, limits| compile(&row, imports, limits));
         self.compiling.pop();
         let (bytecode, imports) = compiled.map_err(|cause| named(name, cause))?;
         let size = row.source.len() + bytecode.len();

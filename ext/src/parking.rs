@@ -12,8 +12,9 @@
 //! sandboxes run short: their connection's limits change, its budget is spent, or the process
 //! runs out of sandboxes ([`release_all`], from any connection).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use crate::budget::KeptSandbox;
 use crate::plugin::{CompiledPlugin, World};
@@ -34,7 +35,27 @@ struct Parked {
 static PARKED: Mutex<Vec<Parked>> = Mutex::new(Vec::new());
 
 fn parked() -> MutexGuard<'static, Vec<Parked>> {
+    static FORK_HANDLERS: Once = Once::new();
+    FORK_HANDLERS.call_once(|| {
+        // SAFETY: handlers that only lock and unlock PARKED, on the forking thread.
+        unsafe { libc::pthread_atfork(Some(lock_for_fork), Some(unlock_after_fork), Some(unlock_after_fork)) };
+    });
     PARKED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+thread_local! {
+    /// PARKED, locked by the thread that forks, from just before `fork()` until just after it in
+    /// both processes: a child never inherits it locked by a thread it does not have.
+    static HELD_ACROSS_FORK: RefCell<Option<MutexGuard<'static, Vec<Parked>>>> = const { RefCell::new(None) };
+}
+
+extern "C" fn lock_for_fork() {
+    let guard = PARKED.lock().unwrap_or_else(|e| e.into_inner());
+    HELD_ACROSS_FORK.with_borrow_mut(|held| *held = Some(guard));
+}
+
+extern "C" fn unlock_after_fork() {
+    HELD_ACROSS_FORK.with_borrow_mut(Option::take);
 }
 
 /// A new owner id for a connection (never reused in the process).

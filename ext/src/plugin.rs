@@ -47,9 +47,9 @@ impl CompiledPlugin {
 
 /// Compiles `source` as a plugin of `kind`: its top level runs once here, so syntax errors,
 /// exceptions, missing functions and missing modules are reported now. The modules it imports
-/// come from `imports`.
-pub fn compile(kind: PluginKind, source: &str, limits: &Limits, imports: &mut Imports<'_>) -> Result<CompiledPlugin, CallError> {
-    let (bytecode, modules) = imports.resolve(ModuleSet::default(), |modules| {
+/// come from `imports`, which also gives the limits.
+pub fn compile(kind: PluginKind, source: &str, imports: &mut Imports<'_>) -> Result<CompiledPlugin, CallError> {
+    let (bytecode, modules) = imports.resolve(ModuleSet::default(), |modules, limits| {
         let mut sandbox = Sandbox::new(limits)?;
         sandbox.give_modules(modules)?;
         sandbox

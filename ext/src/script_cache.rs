@@ -13,7 +13,7 @@ use crate::abi::Input;
 use crate::bounded_cache::BoundedCache;
 use crate::error::CallError;
 use crate::modules::{Imports, ModuleSet};
-use crate::sandbox::{self, Limits, Outcome, Script};
+use crate::sandbox::{self, Outcome, Script};
 
 /// A script as compiled, and the modules it imported last time it ran.
 pub struct CachedScript {
@@ -41,15 +41,9 @@ impl ScriptCache {
     }
 
     /// `sandbox::eval` of `source`, with its bytecode taken from the cache, or put there after
-    /// its first run, and the modules it imports from `imports`. The lock is not held during
-    /// the call.
-    pub fn eval(
-        cache: &Mutex<ScriptCache>,
-        limits: &Limits,
-        source: &[u8],
-        input: Input<'_>,
-        imports: &mut Imports<'_>,
-    ) -> Result<Outcome, CallError> {
+    /// its first run, and the modules it imports (and the limits) from `imports`. The lock is
+    /// not held during the call.
+    pub fn eval(cache: &Mutex<ScriptCache>, source: &[u8], input: Input<'_>, imports: &mut Imports<'_>) -> Result<Outcome, CallError> {
         let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
         let cached = lock().get(source);
         let start = match &cached {
@@ -57,7 +51,7 @@ impl ScriptCache {
             _ => ModuleSet::default(),
         };
         let mut compiled: Option<Vec<u8>> = None;
-        let (mut outcome, modules) = imports.resolve(start, |modules| {
+        let (mut outcome, modules) = imports.resolve(start, |modules, limits| {
             let script = match (&cached, &compiled) {
                 (Some(script), _) => Script::Bytecode(&script.bytecode),
                 (None, Some(bytecode)) => Script::Bytecode(bytecode),

@@ -250,16 +250,28 @@ fn written_pages(base: *mut u8, len: usize) -> io::Result<Vec<std::ops::Range<us
 }
 
 /// This process's `/proc/self/pagemap`, opened once per process (again in a forked child, whose
-/// inherited descriptor would describe the parent).
+/// inherited descriptor would describe the parent). No lock: a child forked while another
+/// thread held one would wait for it forever. The pid and descriptor live in one word; threads
+/// that open it at once keep the first and close the others.
 fn pagemap() -> io::Result<libc::c_int> {
-    static PAGEMAP: std::sync::Mutex<Option<(u32, OwnedFd)>> = std::sync::Mutex::new(None);
-    let mut held = PAGEMAP.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    if held.as_ref().is_none_or(|(owner, _)| *owner != pid) {
-        let file = std::fs::File::open("/proc/self/pagemap")?;
-        *held = Some((pid, OwnedFd::from(file)));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PAGEMAP: AtomicU64 = AtomicU64::new(0);
+    let pid = std::process::id() as u64;
+    let held = PAGEMAP.load(Ordering::Acquire);
+    if held != 0 && held >> 32 == pid {
+        return Ok(held as u32 as libc::c_int);
     }
-    Ok(held.as_ref().expect("just set").1.as_raw_fd())
+    let fd = OwnedFd::from(std::fs::File::open("/proc/self/pagemap")?);
+    let mine = pid << 32 | fd.as_raw_fd() as u32 as u64;
+    match PAGEMAP.compare_exchange(held, mine, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            // Kept for the process's life. (A parent's descriptor, inherited, stays open.)
+            std::mem::forget(fd);
+            Ok(mine as u32 as libc::c_int)
+        }
+        Err(other) if other >> 32 == pid => Ok(other as u32 as libc::c_int),
+        Err(_) => Err(io::Error::other("the pagemap descriptor changed hands")),
+    }
 }
 
 fn is_zero(bytes: &[u8]) -> bool {

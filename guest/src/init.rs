@@ -28,19 +28,64 @@ thread_local! {
 /// Runs once, at build time, inside Wizer.
 #[export_name = "wizer-initialize"]
 pub extern "C" fn wizer_initialize() {
-    // No `set_max_stack_size`: QuickJS's stack check reads the C (shadow) stack pointer, which in
-    // wasm does not see the engine's native stack; deep recursion ends at wasmtime's stack limit
-    // instead (`Trap::StackOverflow`, reported by the host as a stack overflow).
     let runtime = Runtime::new().expect("QuickJS runtime");
     runtime.set_gc_threshold(GC_THRESHOLD_BYTES);
     runtime.set_loader(crate::modules::TableResolver, crate::modules::TableLoader);
     let context = Context::full(&runtime).expect("QuickJS context");
     context.with(|ctx| install_globals(&ctx)).expect("jsbox globals");
+    // SAFETY: the context's own runtime, initialized, with no call running.
+    context.with(|ctx| unsafe { limit_js_stack(rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr()), JS_STACK_BYTES) });
     ENGINE.with(|engine| {
         if engine.set(Engine { runtime, context }).is_err() {
             panic!("wizer-initialize ran twice");
         }
     });
+}
+
+/// Shadow stack (QuickJS's C stack, in linear memory) that JavaScript may use below where calls
+/// start before QuickJS throws its catchable `RangeError: Maximum call stack size exceeded`.
+/// Each level of recursion takes 0.30 to 0.38 times as much of it as of the engine's native stack
+/// (`engine_config::MAX_WASM_STACK`, 1 MiB), measured over nine kinds of recursion (plain, with
+/// many locals, getters, constructors, arrow functions, `call`, `Reflect.apply`, `map`,
+/// `reduce`): a quarter of the native stack is reached first by all of them, at 137 to 940
+/// levels deep (`tests/errors.rs`). Recursion whose frames take even more native stack would
+/// reach the native limit first: an uncatchable `stack overflow`, the last resort.
+const JS_STACK_BYTES: usize = 256 << 10;
+
+/// Turns QuickJS's stack check on. QuickJS-ng leaves it off on WASI: `update_stack_limit` sets no
+/// limit there, whatever `JS_SetMaxStackSize` asks, and `stack_top` is never set. The runtime's
+/// `stack_size`, `stack_top` and `stack_limit` follow `malloc_gc_threshold` (`quickjs.c`), so
+/// they are found by setting the threshold and the size to marker values, and set as QuickJS
+/// sets them elsewhere: the top where calls start (this frame's shadow stack pointer, a little
+/// below), the limit `bytes` below it.
+///
+/// # Safety
+///
+/// `rt` is a live runtime of the QuickJS this guest links, and no call runs.
+unsafe fn limit_js_stack(rt: *mut rquickjs::qjs::JSRuntime, bytes: usize) {
+    use rquickjs::qjs;
+    const GC_MARK: usize = 0x5A17_C0DE;
+    const SIZE_MARK: usize = 0x0BAD_5EED;
+    // SAFETY: setters of a live runtime.
+    unsafe {
+        qjs::JS_SetGCThreshold(rt, GC_MARK as _);
+        qjs::JS_SetMaxStackSize(rt, SIZE_MARK as _);
+    }
+    let words = rt.cast::<usize>();
+    // SAFETY: reads of the runtime struct's words (the fields sought are word 156 of the
+    // QuickJS linked now, past its arena state), aligned as its fields are; reads beyond the
+    // struct stay in the guest's memory.
+    let at = (0..1024).find(|&i| unsafe { *words.add(i) == GC_MARK && *words.add(i + 1) == SIZE_MARK });
+    let at = at.expect("QuickJS's JSRuntime changed: its stack fields were not found");
+    let here = 0u8;
+    let top = std::hint::black_box(&here) as *const u8 as usize;
+    // SAFETY: the fields found above (stack_size, stack_top, stack_limit), then a setter.
+    unsafe {
+        *words.add(at + 1) = bytes;
+        *words.add(at + 2) = top;
+        *words.add(at + 3) = top.saturating_sub(bytes);
+        qjs::JS_SetGCThreshold(rt, GC_THRESHOLD_BYTES as _);
+    }
 }
 
 /// Runs `f` in the snapshot's context.

@@ -89,6 +89,13 @@ pub struct TableLoader;
 
 impl Loader for TableLoader {
     fn load<'js>(&mut self, ctx: &Ctx<'js>, name: &str, _: Option<ImportAttributes<'js>>) -> rquickjs::Result<Module<'js>> {
+        if name.len() > MAX_NAME_BYTES {
+            // No row can have that name: not worth asking the host for.
+            return Err(Exception::throw_reference(
+                ctx,
+                &format!("a module name of {} bytes: names have at most {MAX_NAME_BYTES}", name.len()),
+            ));
+        }
         let loaded = MODULES.with_borrow(|modules| {
             modules.get(name).map(|bytecode| {
                 // SAFETY: the bytecode was made by `compile` of this same guest, and stays in

@@ -38,7 +38,7 @@ fn js_eval(plugins: &Plugins, ctx: &Context<'_>) -> Result<SqlValue, CallError> 
     let read = |module: &str| plugins.read_module(module);
     let outcome = session.with_room(|| {
         let mut imports = Imports::new(&read, &session.modules, &limits);
-        let outcome = ScriptCache::eval(&session.scripts, &limits, script, input, &mut imports)?;
+        let outcome = ScriptCache::eval(&session.scripts, script, input, &mut imports)?;
         match outcome.value {
             Err(e) if e.may_be_relieved() => Err(e),
             _ => Ok(outcome),

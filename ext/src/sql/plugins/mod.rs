@@ -141,12 +141,16 @@ impl Plugins {
         }
     }
 
-    /// Compiles a plugin's source, with the modules it imports from `js_modules`.
+    /// Compiles a plugin's source, with the modules it imports from `js_modules`. (Called with
+    /// the registry locked: where the budget refuses a sandbox, only parked worlds, which the
+    /// registry does not hold, are given back.)
     fn compile(&self, kind: PluginKind, source: &str) -> Result<CompiledPlugin, CallError> {
         let limits = self.session.limits();
         let read = |module: &str| self.read_module(module);
-        let mut imports = Imports::new(&read, &self.session.modules, &limits);
-        crate::plugin::compile(kind, source, &limits, &mut imports)
+        crate::budget::with_room(
+            || crate::plugin::compile(kind, source, &mut Imports::new(&read, &self.session.modules, &limits)),
+            |error| crate::parking::release(self.session.owner) | (error.is_process_wide() && crate::parking::release_all()),
+        )
     }
 
     /// Plugin `name`'s row as the database holds it now (`None`: no such row, or no table),
