@@ -42,6 +42,11 @@ const DISTANCE_SQL: &str = "CASE WHEN plat IS NULL OR (lat = plat AND lon = plon
 const HAVERSINE_SQL: &str = "CASE WHEN plat IS NULL THEN 0 ELSE 2 * 6371008.8 * asin(min(1.0, sqrt( \
   power(sin(radians(lat - plat) / 2), 2) + cos(radians(plat)) * cos(radians(lat)) * power(sin(radians(lon - plon) / 2), 2)))) END";
 
+/// W10c/d: the first two points of each track (1,000 points each), each its own group (the
+/// plugin `PLUGIN` over `lat, lon`).
+const ONE_POINT_GROUPS: &str = "SELECT count(*), total(l) FROM (SELECT PLUGIN(lat, lon) AS l FROM track_points \
+  WHERE seq <= 2 GROUP BY track_fid, seq);";
+
 /// Each point with the previous one of its track.
 const LEGS_SQL: &str = "SELECT track_fid, seq, lat, lon, lag(lat) OVER w AS plat, lag(lon) OVER w AS plon \
   FROM track_points WINDOW w AS (PARTITION BY track_fid ORDER BY seq)";
@@ -77,6 +82,8 @@ ANALYZE;",
 pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
     let calls = if rows <= 10_000 { 20 } else { 100 };
     let fresh = if rows <= 10_000 { 500 } else { 2000 };
+    // W10c/d: two groups per track of 1,000 points.
+    let one_point_groups = 2 * rows.div_ceil(1000);
     let sjs = |sql: String| with_sqlite_js.then_some(sql);
     let per_track = |f: &str| {
         format!("SELECT count(*), total(l) FROM (SELECT {f} AS l FROM (SELECT * FROM track_points ORDER BY track_fid, seq) GROUP BY track_fid);")
@@ -151,6 +158,28 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             plain: Some(format!(
                 "SELECT total(r) FROM (SELECT total(d) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM (SELECT track_fid, seq, {HAVERSINE_SQL} AS d FROM ({LEGS_SQL})));"
             )),
+        },
+        Workload {
+            id: "W10c",
+            title: "one-point groups by turf.js (2 per track): a group's start",
+            unit: "per group",
+            goal: "≤ 100 µs",
+            per: one_point_groups,
+            setup: turf_setup(),
+            jsbox: ONE_POINT_GROUPS.replace("PLUGIN", "bench_turf_len"),
+            sqlite_js: None,
+            plain: Some(ONE_POINT_GROUPS.replace("PLUGIN(lat, lon)", "0")),
+        },
+        Workload {
+            id: "W10d",
+            title: "one-point groups, hand-written (W2a's plugin)",
+            unit: "per group",
+            goal: "—",
+            per: one_point_groups,
+            setup: String::new(),
+            jsbox: ONE_POINT_GROUPS.replace("PLUGIN", "bench_len"),
+            sqlite_js: None,
+            plain: Some(ONE_POINT_GROUPS.replace("PLUGIN(lat, lon)", "0")),
         },
         Workload {
             id: "W4",
