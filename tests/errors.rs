@@ -79,7 +79,11 @@ fn the_last_console_is_the_last_calls_even_when_it_failed() {
     eval1(&conn, "console.log('first'); 1").unwrap();
     assert_eq!(last_console(&conn), "first\n");
     eval1(&conn, "console.log('second'); nosuch").unwrap_err();
-    assert_eq!(last_console(&conn), "second\n", "a script that threw shows its own output");
+    assert_eq!(
+        last_console(&conn),
+        "second\nUncaught ReferenceError: nosuch is not defined\n    at <eval> (script:1:24)\n",
+        "a script that threw shows its own output, then the error with its stack"
+    );
     conn.query_row("SELECT js_config('time_limit_ms', 50)", [], |_| Ok(())).unwrap();
     eval1(&conn, "console.log('third'); while (true) {}").unwrap_err();
     assert_eq!(last_console(&conn), "", "a call stopped by a limit shows none, never the previous call's");

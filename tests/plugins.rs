@@ -519,5 +519,11 @@ fn each_plugin_console_output_of_its_last_call_or_group_is_kept() {
     // A plugin that throws keeps what it wrote before.
     store("failing", "scalar", "function main() { console.error('about to fail'); throw new Error('no') }");
     assert_eq!(error_of(&conn, "SELECT failing()"), "failing: Error: no (line 1)");
-    assert_eq!(consoles(&conn)["failing"], "about to fail\n");
+    assert_eq!(consoles(&conn)["failing"], "about to fail\nUncaught Error: no\n    at main (script:1:61)\n");
+    // The stack of an error in a module names the module and its lines.
+    conn.execute("INSERT INTO js_modules(name, source) VALUES ('deep', 'export function check(x) {\n  if (x < 0) throw new RangeError(\"negative\")\n  return x\n}')", [])
+        .unwrap();
+    store("checked", "scalar", "import { check } from 'deep'\nexport function main(x) {\n  return check(x)\n}");
+    assert_eq!(error_of(&conn, "SELECT checked(-1)"), "checked: RangeError: negative (module 'deep', line 2)");
+    assert_eq!(consoles(&conn)["checked"], "Uncaught RangeError: negative\n    at check (deep:2:24)\n    at main (script:3:16)\n");
 }

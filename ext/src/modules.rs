@@ -219,8 +219,9 @@ impl<'a> Imports<'a> {
 fn named(name: &str, cause: CallError) -> CallError {
     match cause {
         CallError::Module(error) => CallError::Module(error),
-        // The guest's messages give the module by its position already.
-        cause @ CallError::Exception(_) => cause,
+        // The guest's messages give the module by its position already; the time limit is the
+        // whole work's.
+        cause @ (CallError::Exception(_) | CallError::TimeLimit(_) | CallError::Interrupted) => cause,
         cause => ModuleError::Named { name: name.to_owned(), cause: Box::new(cause) }.into(),
     }
 }

@@ -55,7 +55,7 @@ fn display<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> String {
     })
 }
 
-fn append(text: &str) {
+pub fn append(text: &str) {
     OUTPUT.with_borrow_mut(|out| {
         if out.len() >= MAX_CONSOLE_BYTES {
             return; // already full (and marked truncated)

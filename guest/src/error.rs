@@ -42,7 +42,14 @@ fn describe_exception<'js>(ctx: &Ctx<'js>, thrown: Value<'js>) -> GuestError {
         let name = string_property(error, "name").unwrap_or_else(|| "Error".to_owned());
         let message = string_property(error, "message").unwrap_or_default();
         let kind = classify(&name, &message);
-        let text = match string_property(error, "stack").as_deref().and_then(first_position) {
+        let stack = string_property(error, "stack");
+        // The whole stack goes where a browser prints an uncaught error: to the console
+        // (`js_debug()`'s `last_console`, or the plugin's under `plugins.console`).
+        // (Not for a syntax error: its position is all there is, and the message has it.)
+        if let Some(stack) = stack.as_deref().filter(|stack| !stack.trim().is_empty() && name != "SyntaxError") {
+            crate::console::append(&format!("Uncaught {name}: {message}\n{}\n", stack.trim_end()));
+        }
+        let text = match stack.as_deref().and_then(first_position) {
             Some((file, line)) if file == crate::SCRIPT_NAME => format!("{name}: {message} (line {line})"),
             Some((module, line)) => format!("{name}: {message} (module '{module}', line {line})"),
             None => format!("{name}: {message}"),
