@@ -127,10 +127,24 @@ pub mod export_names {
     pub const RESEED: &str = "jsbox_reseed";
     pub const MODULE_COMPILE: &str = "jsbox_module_compile";
     pub const MODULES_ADD: &str = "jsbox_modules_add";
+    pub const DETERMINISM: &str = "jsbox_determinism";
 
     /// All of them.
-    pub const ALL: [&str; 12] =
-        [MEMORY, ALLOC, SCRIPT_COMPILE, EVAL, CONSOLE, INFO, PLUGIN_COMPILE, PLUGIN_LOAD, PLUGIN_CALL, RESEED, MODULE_COMPILE, MODULES_ADD];
+    pub const ALL: [&str; 13] = [
+        MEMORY,
+        ALLOC,
+        SCRIPT_COMPILE,
+        EVAL,
+        CONSOLE,
+        INFO,
+        PLUGIN_COMPILE,
+        PLUGIN_LOAD,
+        PLUGIN_CALL,
+        RESEED,
+        MODULE_COMPILE,
+        MODULES_ADD,
+        DETERMINISM,
+    ];
 }
 
 raw_enum! {
@@ -153,6 +167,8 @@ pub enum ErrorKind: u8 {
     /// An `import` named a module the instance was not given: the message is the module's
     /// name, for the host to fetch it from `js_modules` and try again.
     ModuleMissing = 8,
+    /// The call used up its step budget (deterministic mode).
+    StepLimit = 9,
 }
 }
 

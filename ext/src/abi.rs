@@ -24,6 +24,7 @@ pub struct GuestExports {
     reseed: ModuleExport,
     module_compile: ModuleExport,
     modules_add: ModuleExport,
+    determinism: ModuleExport,
 }
 
 impl GuestExports {
@@ -51,6 +52,7 @@ impl GuestExports {
             reseed: export(names::RESEED)?,
             module_compile: export(names::MODULE_COMPILE)?,
             modules_add: export(names::MODULES_ADD)?,
+            determinism: export(names::DETERMINISM)?,
         })
     }
 }
@@ -74,6 +76,7 @@ pub struct Guest {
     reseed: TypedFunc<u64, ()>,
     module_compile: TypedFunc<(u32, u32), u64>,
     modules_add: TypedFunc<u32, u64>,
+    determinism: TypedFunc<(u64, u64, u32), ()>,
 }
 
 /// A guest call failed before a response existed: a trap (limit, fault) or a protocol error.
@@ -100,6 +103,7 @@ impl Guest {
         let reseed = func(get(&exports.reseed)?)?;
         let module_compile = func(get(&exports.module_compile)?)?;
         let modules_add = func(get(&exports.modules_add)?)?;
+        let determinism = func(get(&exports.determinism)?)?;
         Ok(Guest {
             memory,
             request_capacity: Cell::new(0),
@@ -115,6 +119,7 @@ impl Guest {
             reseed: reseed.typed(&*store)?,
             module_compile: module_compile.typed(&*store)?,
             modules_add: modules_add.typed(&*store)?,
+            determinism: determinism.typed(&*store)?,
         })
     }
 
@@ -197,6 +202,12 @@ impl Guest {
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
         self.exchange(store, args, |store, len| self.plugin_call.call(store, (op as u32, rows, nargs, len)), read)
+    }
+
+    /// Sets deterministic mode for the next call: a budget of `budget` interrupt checks (0:
+    /// none), and `Math.random` reseeded at each row from `row_seed` and the row, if given.
+    pub fn determinism<T>(&self, store: &mut Store<T>, budget: u64, row_seed: Option<u64>) -> GuestResult<()> {
+        self.determinism.call(store, (budget, row_seed.unwrap_or(0), u32::from(row_seed.is_some())))
     }
 
     /// Reseeds `Math.random` (in an instance started from a loaded world's image).

@@ -17,6 +17,9 @@ pub enum CallError {
     UnsupportedResult(String),
     #[error("time limit of {0} ms exceeded")]
     TimeLimit(u64),
+    /// Deterministic mode: the call took more steps than `js_config('step_limit')` allows.
+    #[error("step limit of {0} million steps exceeded (deterministic mode)")]
+    StepLimit(u64),
     /// The connection was interrupted (`sqlite3_interrupt`) while the call ran.
     #[error("interrupted")]
     Interrupted,

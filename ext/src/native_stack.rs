@@ -47,7 +47,8 @@ mod tests {
     use crate::sandbox::{self, Limits, Script};
 
     fn eval(limits: &Limits, script: &str) -> Result<rusqlite::types::Value, CallError> {
-        sandbox::eval(limits, Script::Source(script.as_bytes()), Input::Null, &Default::default()).and_then(|outcome| outcome.value)
+        sandbox::eval(limits, Script::Source(script.as_bytes()), script.as_bytes(), Input::Null, &Default::default())
+            .and_then(|outcome| outcome.value)
     }
 
     /// Runs `f` on a fresh segment whose unused part is painted, and returns what `f` returned
@@ -97,7 +98,8 @@ mod tests {
         // native stack to its end.
         let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let (result, used) = measure_stack(|| {
-            sandbox::eval(&limits, Script::Source(b"data"), Input::JsonSerde(nested.as_bytes()), &Default::default()).and_then(|o| o.value)
+            sandbox::eval(&limits, Script::Source(b"data"), b"data", Input::JsonSerde(nested.as_bytes()), &Default::default())
+                .and_then(|o| o.value)
         });
         assert!(matches!(result, Err(CallError::StackOverflow(_))), "{result:?}");
         println!("{used:>7} bytes of native stack: 100,000 nested arrays as input");

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::engine;
 use crate::error::CallError;
 use crate::modules::{Imports, ModuleSet};
 use crate::sandbox::{bytecode_response, response_to_value, Limits, Sandbox};
@@ -82,8 +81,8 @@ const STEP_BATCH_BYTES: usize = 1 << 20;
 
 impl World {
     pub fn new(plugin: &CompiledPlugin, limits: &Limits) -> Result<Self, CallError> {
-        let seed = engine::runtime()?.next_seed();
-        let sandbox = match plugin.image.get() {
+        let seed = limits.seed(&[&plugin.bytecode])?;
+        let mut sandbox = match plugin.image.get() {
             Some(Some(image)) if image.len() as u64 <= limits.memory_mib << 20 => Sandbox::from_image(limits, image, seed)?,
             _ => {
                 let started = Instant::now();
@@ -99,6 +98,8 @@ impl World {
                 sandbox
             }
         };
+        // Deterministic mode reseeds at each row from the plugin and the row.
+        sandbox.set_row_seed(seed);
         Ok(World { sandbox, pending: Vec::new(), row: Vec::new(), pending_rows: 0, nargs: 0, console: String::new() })
     }
 
@@ -116,9 +117,9 @@ impl World {
         self.sandbox.reset()
     }
 
-    /// Reseeds `Math.random` (a world used again).
-    pub fn reseed(&mut self) -> Result<(), CallError> {
-        let seed = engine::runtime()?.next_seed();
+    /// Reseeds `Math.random` (a world used again): as a new world of `plugin` would be.
+    pub fn reseed(&mut self, plugin: &CompiledPlugin) -> Result<(), CallError> {
+        let seed = self.sandbox.limits().seed(&[&plugin.bytecode])?;
         self.sandbox.reseed(seed)
     }
 

@@ -41,11 +41,69 @@ pub struct Limits {
     pub interrupt: Option<Interrupt>,
     /// What the connection's sandboxes may hold together.
     pub budget: Arc<Budget>,
+    /// Deterministic mode: the call is limited by [`Limits::step_limit_millions`] instead of
+    /// time, its clock stands still, and `Math.random` is seeded from what it is given.
+    pub deterministic: bool,
+    /// In deterministic mode, the steps (QuickJS's interrupt checks, at calls and backward
+    /// jumps) a call may take, in millions.
+    pub step_limit_millions: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_mib: 64, time_ms: 1000, interrupt: None, budget: Arc::default() }
+        Limits {
+            memory_mib: 64,
+            time_ms: 1000,
+            interrupt: None,
+            budget: Arc::default(),
+            deterministic: false,
+            step_limit_millions: DEFAULT_STEP_LIMIT_MILLIONS,
+        }
+    }
+}
+
+/// Steps a deterministic call may take by default, in millions (a tight loop takes about 45
+/// million a second on this project's 2-core machines: about 2 s).
+pub const DEFAULT_STEP_LIMIT_MILLIONS: u64 = 100;
+
+/// Steps per interrupt check of QuickJS (`JS_INTERRUPT_COUNTER_INIT`): the guest counts checks.
+const STEPS_PER_CHECK: u64 = 10_000;
+
+/// A deterministic call's wall-clock limit: not a limit the script should meet (the step limit
+/// is), only the last resort against a host so slow that no node would finish.
+const DETERMINISTIC_TIME_LIMIT_MS: u64 = 600_000;
+
+impl Limits {
+    /// A seed for `Math.random`: in deterministic mode, a hash of what the call is given
+    /// (`parts`: its code, its input), the same on every machine; otherwise a fresh one.
+    pub fn seed(&self, parts: &[&[u8]]) -> Result<u64, CallError> {
+        if !self.deterministic {
+            return Ok(engine::runtime()?.next_seed());
+        }
+        let mut hasher = jsbox_abi::fnv::FnvHasher::default();
+        for part in parts {
+            std::hash::Hasher::write_usize(&mut hasher, part.len());
+            std::hash::Hasher::write(&mut hasher, part);
+        }
+        Ok(std::hash::Hasher::finish(&hasher))
+    }
+
+    /// The wall-clock limit of a call: its own, or, in deterministic mode, the last resort.
+    fn wall_clock_ms(&self) -> u64 {
+        if self.deterministic {
+            DETERMINISTIC_TIME_LIMIT_MS
+        } else {
+            self.time_ms
+        }
+    }
+
+    /// The guest's budget of interrupt checks for a call (0: none).
+    fn check_budget(&self) -> u64 {
+        if self.deterministic {
+            (self.step_limit_millions * 1_000_000).div_ceil(STEPS_PER_CHECK).max(1)
+        } else {
+            0
+        }
     }
 }
 
@@ -106,7 +164,7 @@ impl HostState {
     fn start_call(&mut self, limits: &Limits) {
         self.refusal = None;
         // One resolution more: the reading now may be late by one, the one at the end early.
-        self.deadline_ms = coarse_clock_ms().saturating_add(limits.time_ms).saturating_add(coarse_clock_resolution_ms());
+        self.deadline_ms = coarse_clock_ms().saturating_add(limits.wall_clock_ms()).saturating_add(coarse_clock_resolution_ms());
         self.stopped = None;
     }
 }
@@ -205,11 +263,18 @@ pub enum Script<'a> {
 
 /// Evaluates `script` with `data` bound to `input` in a fresh sandbox given `modules` to
 /// import. Source is compiled in that sandbox first, and its bytecode returned with the outcome.
-pub fn eval(limits: &Limits, script: Script<'_>, input: Input<'_>, modules: &ModuleSet) -> Result<Outcome, CallError> {
-    let runtime = engine::runtime()?;
+/// `source` is the script's source (given as such or not), which seeds `Math.random` in
+/// deterministic mode, with the input.
+pub fn eval(limits: &Limits, script: Script<'_>, source: &[u8], input: Input<'_>, modules: &ModuleSet) -> Result<Outcome, CallError> {
     let mut sandbox = Sandbox::new(limits)?;
     sandbox.give_modules(modules)?;
-    let seed = runtime.next_seed();
+    let seed = if limits.deterministic {
+        let mut input_bytes = vec![0; input.len()];
+        input.write_to(&mut input_bytes);
+        limits.seed(&[source, &[input.kind() as u8], &input_bytes])?
+    } else {
+        limits.seed(&[])?
+    };
     let (value, console, bytecode) = sandbox.run(|guest, store| {
         let compiled = match script {
             Script::Bytecode(_) => None,
@@ -253,6 +318,11 @@ pub struct Sandbox {
     limits: Limits,
     /// The world image mapped over the memory ([`Sandbox::from_image`]), if one was.
     image: Option<Arc<WorldImage>>,
+    /// In deterministic mode, what `Math.random` is reseeded from at each row (with the row).
+    row_seed: Option<u64>,
+    /// Whether the guest may hold a deterministic call's settings (a budget, a row seed): set
+    /// by such a call, or by an image, which holds whatever the captured world held.
+    determinism_set: bool,
 }
 
 impl Sandbox {
@@ -282,7 +352,9 @@ impl Sandbox {
             Err(e) => return Err(instantiation_failure(e, store.data(), &limits)),
         };
         match Guest::bind(&mut store, &instance, &runtime.exports) {
-            Ok(guest) => Ok(Sandbox { store: ManuallyDrop::new(store), guest, limits, image: None }),
+            Ok(guest) => {
+                Ok(Sandbox { store: ManuallyDrop::new(store), guest, limits, image: None, row_seed: None, determinism_set: false })
+            }
             Err(e) => Err(failure(e, store.data(), &limits)),
         }
     }
@@ -301,6 +373,7 @@ impl Sandbox {
             }
         }
         sandbox.image = Some(Arc::clone(image));
+        sandbox.determinism_set = true;
         // SAFETY: the instance's whole memory is at least `image.len()` bytes, mapped by
         // wasmtime for this store alone, and no call runs (nothing borrows it).
         unsafe { image.map_over(memory.data_ptr(&*sandbox.store)) }.map_err(|e| CallError::SystemMemory(e.to_string()))?;
@@ -348,7 +421,17 @@ impl Sandbox {
         self.store.data_mut().start_call(&self.limits);
         self.store.set_epoch_deadline(1);
         let _ticking = runtime.ticker.enter()?;
-        let result = native_stack::on_guest_stack(|| f(&self.guest, &mut self.store));
+        let deterministic = self.limits.deterministic;
+        let settings = (deterministic || self.determinism_set).then(|| (self.limits.check_budget(), self.row_seed));
+        self.determinism_set = deterministic;
+        let result = crate::wasi::with_determinism(deterministic, || {
+            native_stack::on_guest_stack(|| {
+                if let Some((budget, row_seed)) = settings {
+                    self.guest.determinism(&mut self.store, budget, row_seed)?;
+                }
+                f(&self.guest, &mut self.store)
+            })
+        });
         let state = self.store.data();
         match result {
             Ok(Ok(value)) => Ok(value),
@@ -357,11 +440,18 @@ impl Sandbox {
         }
     }
 
+    /// Seeds `Math.random` at each row of a deterministic call from `seed` and the row.
+    pub fn set_row_seed(&mut self, seed: u64) {
+        self.row_seed = Some(seed);
+    }
+
     /// An error the guest reported, as the limit that caused it where a growth was refused in
     /// this call (QuickJS reports its own out-of-memory as an exception).
     pub fn explain(&self, error: CallError) -> CallError {
         match self.store.data().memory_error(&self.limits) {
             Some(limit) if error.may_be_memory() => limit,
+            // The guest knows it ran out of steps, not how many it had.
+            _ if matches!(error, CallError::StepLimit(_)) => CallError::StepLimit(self.limits.step_limit_millions),
             _ => error,
         }
     }
@@ -477,6 +567,8 @@ pub fn response_to_value(bytes: &[u8], memory_mib: u64) -> Result<SqlValue, Call
                 ErrorKind::Script => CallError::Script(message),
                 ErrorKind::Abi => CallError::Internal(message),
                 ErrorKind::ModuleMissing => CallError::ModuleMissing(message),
+                // The limit is the sandbox's: `Sandbox::run` names it.
+                ErrorKind::StepLimit => CallError::StepLimit(0),
             });
         }
     })

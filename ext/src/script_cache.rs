@@ -57,7 +57,7 @@ impl ScriptCache {
                 (None, Some(bytecode)) => Script::Bytecode(bytecode),
                 (None, None) => Script::Source(source),
             };
-            let mut outcome = sandbox::eval(limits, script, input, modules)?;
+            let mut outcome = sandbox::eval(limits, script, source, input, modules)?;
             if let Some(bytecode) = outcome.bytecode.take() {
                 compiled = Some(bytecode);
             }

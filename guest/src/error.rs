@@ -70,6 +70,7 @@ fn describe_exception<'js>(ctx: &Ctx<'js>, thrown: Value<'js>) -> GuestError {
 /// Maps QuickJS's resource errors to their own kinds so that the host reports them as limits.
 fn classify(name: &str, message: &str) -> ErrorKind {
     match (name, message) {
+        ("InternalError", "interrupted") if crate::determinism::exhausted() => ErrorKind::StepLimit,
         ("InternalError", "out of memory") => ErrorKind::OutOfMemory,
         ("RangeError", "Maximum call stack size exceeded") => ErrorKind::StackOverflow,
         ("InternalError", m) if m.starts_with("stack overflow") => ErrorKind::StackOverflow,

@@ -35,6 +35,8 @@ pub extern "C" fn wizer_initialize() {
     context.with(|ctx| install_globals(&ctx)).expect("jsbox globals");
     // SAFETY: the context's own runtime, initialized, with no call running.
     context.with(|ctx| unsafe { limit_js_stack(rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr()), JS_STACK_BYTES) });
+    // SAFETY: as above.
+    context.with(|ctx| crate::determinism::install(unsafe { rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) }));
     ENGINE.with(|engine| {
         if engine.set(Engine { runtime, context }).is_err() {
             panic!("wizer-initialize ran twice");

@@ -14,6 +14,7 @@
 //! ([`jsbox_abi::Response`]).
 
 mod console;
+mod determinism;
 mod error;
 mod init;
 mod json;
@@ -121,6 +122,13 @@ pub extern "C" fn jsbox_plugin_call(op: u32, rows: u32, nargs: u32, len: u32) ->
 #[no_mangle]
 pub extern "C" fn jsbox_reseed(seed: u64) {
     init::reseed_random(seed);
+}
+
+/// Sets deterministic mode for the coming call: a budget of `budget` interrupt polls (0: none),
+/// and, if `seeded` is 1, `Math.random` reseeded for each row from `row_seed` and the row.
+#[no_mangle]
+pub extern "C" fn jsbox_determinism(budget: u64, row_seed: u64, seeded: u32) {
+    determinism::set(budget, (seeded == 1).then_some(row_seed));
 }
 
 /// Compiles a stored module (the request buffer holds `len` bytes: one `named_bytes` entry, its

@@ -11,6 +11,7 @@ use std::cell::Cell;
 use jsbox_abi::{Arg, ErrorKind, PluginFunction, PluginKind, PluginOp};
 use rquickjs::{qjs, Ctx, Function, TypedArray, Value};
 
+use crate::determinism;
 use crate::error::GuestError;
 use crate::json;
 use crate::script::{self, Ran};
@@ -108,7 +109,9 @@ pub fn call<'js>(ctx: &Ctx<'js>, op: PluginOp, rows: u32, nargs: u32, mut args: 
         let update = required(name)?;
         for _ in 0..rows {
             call.push(state(ctx));
+            let row = args;
             args = call.decode_row(args, nargs)?;
+            determinism::reseed_for_row(&row[..row.len() - args.len()]);
             set_state(ctx, call.call(update)?);
         }
     }
@@ -116,6 +119,7 @@ pub fn call<'js>(ctx: &Ctx<'js>, op: PluginOp, rows: u32, nargs: u32, mut args: 
         PluginOp::Main => {
             let main = required(PluginFunction::Main)?;
             call.decode_row(args, nargs)?;
+            determinism::reseed_for_row(args);
             let result = call.call(main)?;
             encode_raw(ctx, result, out)
         }

@@ -36,7 +36,7 @@ fn higher(now: u64, new: u64) -> bool {
     new > now
 }
 
-const SETTINGS: [Setting; 5] = [
+const SETTINGS: [Setting; 7] = [
     Setting {
         name: "memory_limit_mb",
         // The pre-initialized QuickJS needs a few MiB before any script runs.
@@ -54,6 +54,27 @@ const SETTINGS: [Setting; 5] = [
         unit: " ms",
         get: |s| s.limits().time_ms,
         set: |s, v| s.update_limits(|l| l.time_ms = v),
+        looser: higher,
+    },
+    Setting {
+        // Deterministic mode: calls are limited by steps, not time; the clock stands still and
+        // Math.random is seeded from the call's code and input (docs/replication.md). On, a call
+        // may run longer than time_limit_ms: looser.
+        name: "deterministic",
+        min: 0,
+        max: 1,
+        unit: "",
+        get: |s| u64::from(s.limits().deterministic),
+        set: |s, v| s.update_limits(|l| l.deterministic = v == 1),
+        looser: higher,
+    },
+    Setting {
+        name: "step_limit",
+        min: 1,
+        max: 1_000_000,
+        unit: " million steps",
+        get: |s| s.limits().step_limit_millions,
+        set: |s, v| s.update_limits(|l| l.step_limit_millions = v),
         looser: higher,
     },
     Setting {

@@ -46,7 +46,7 @@ impl PluginAggregate {
         let world = session.with_room(|| {
             let mut world = match parked.take() {
                 Some(mut world) => {
-                    world.reseed()?;
+                    world.reseed(&compiled)?;
                     world
                 }
                 None => World::new(&compiled, &limits)?,
