@@ -63,7 +63,7 @@ fn a_check_constraint_cannot_raise_the_limits_on_sqlite_3_40() {
     // (PRAGMA integrity_check reports a failing CHECK as a row of its result, not an error.)
     assert!(err.contains(&format!("js_config: {IN_A_WRITE}")), "{err}");
     assert!(err.contains(&format!("js_plugins_init: {IN_A_WRITE}")), "{err}");
-    assert!(out.contains(r#"{"connection_memory_mb":512,"locked":0,"memory_limit_mb":64,"plugins":1,"time_limit_ms":1000}"#), "{out}");
+    assert!(out.contains(r#"{"connection_memory_mb":512,"deterministic":0,"locked":0,"memory_limit_mb":64,"plugins":1,"step_limit":100,"time_limit_ms":1000}"#), "{out}");
     assert!(out.trim_end().ends_with('0'), "no js_plugins was created: {out}");
     let _ = std::fs::remove_file(path);
 }
@@ -403,7 +403,8 @@ const IN_A_WRITE: &str =
     "refused: limits and plugins are changed by a statement of their own (SELECT js_config(...)), not inside one that writes";
 const OTHER_STATEMENT: &str =
     "refused: another statement of this connection is still running (finish or reset it first); jsbox cannot tell which one made the call";
-const DEFAULT_LIMITS: &str = r#"{"connection_memory_mb":512,"locked":0,"memory_limit_mb":64,"plugins":1,"time_limit_ms":1000}"#;
+const DEFAULT_LIMITS: &str =
+    r#"{"connection_memory_mb":512,"deterministic":0,"locked":0,"memory_limit_mb":64,"plugins":1,"step_limit":100,"time_limit_ms":1000}"#;
 
 #[test]
 fn a_check_constraint_cannot_reach_the_limits_through_a_nested_statement_or_a_mention() {

@@ -62,7 +62,9 @@ fn visitors_compute_but_cannot_loosen_the_hosts_ceilings() {
     assert_eq!(first_value(&visit(&db, "SELECT js_eval('6 * 7') AS v", &[])), serde_json::json!(42));
     assert_eq!(
         first_value(&visit(&db, "SELECT js_config() AS v", &[])),
-        serde_json::json!(r#"{"connection_memory_mb":512,"locked":1,"memory_limit_mb":32,"plugins":0,"time_limit_ms":300}"#)
+        serde_json::json!(
+            r#"{"connection_memory_mb":512,"deterministic":0,"locked":1,"memory_limit_mb":32,"plugins":0,"step_limit":100,"time_limit_ms":300}"#
+        )
     );
     // Datasette's limit reaches inside a call (its progress handler alone would not).
     assert_eq!(error(&visit(&db, "SELECT js_eval('while (true) {}') AS v", &[])), "js_eval: time limit of 300 ms exceeded");

@@ -321,7 +321,10 @@ fn threads_with_their_own_connections() {
 fn limits_are_set_per_connection_with_js_config() {
     let conn = open();
     let config: String = conn.query_row("SELECT js_config()", [], |r| r.get(0)).unwrap();
-    assert_eq!(config, r#"{"connection_memory_mb":512,"locked":0,"memory_limit_mb":64,"plugins":1,"time_limit_ms":1000}"#);
+    assert_eq!(
+        config,
+        r#"{"connection_memory_mb":512,"deterministic":0,"locked":0,"memory_limit_mb":64,"plugins":1,"step_limit":100,"time_limit_ms":1000}"#
+    );
     assert_eq!(conn.query_row("SELECT js_config('time_limit_ms', 100)", [], |r| r.get::<_, i64>(0)).unwrap(), 100);
     assert_eq!(conn.query_row("SELECT js_config('time_limit_ms')", [], |r| r.get::<_, i64>(0)).unwrap(), 100);
     let started = std::time::Instant::now();
@@ -340,7 +343,7 @@ fn limits_are_set_per_connection_with_js_config() {
     assert_eq!(err("SELECT js_config('memory_limit_mb', 100000)"), "js_config: memory_limit_mb must be between 8 and 4096 MiB, not 100000");
     assert_eq!(
         err("SELECT js_config('stack', 1)"),
-        "js_config: unknown setting \"stack\"; settings: memory_limit_mb, time_limit_ms, connection_memory_mb, plugins, locked"
+        "js_config: unknown setting \"stack\"; settings: memory_limit_mb, time_limit_ms, deterministic, step_limit, connection_memory_mb, plugins, locked"
     );
     assert_eq!(err("SELECT js_config('time_limit_ms', '5s')"), "js_config: the setting's value must be INTEGER, not TEXT");
     assert_usable(&conn);

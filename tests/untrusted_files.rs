@@ -30,7 +30,7 @@ fn strangers_file(name: &str, schema: &str) -> (PathBuf, Connection) {
 fn default_limits(conn: &Connection) {
     assert_eq!(
         value(conn, "SELECT js_config()"),
-        Value::Text(r#"{"connection_memory_mb":512,"locked":0,"memory_limit_mb":64,"plugins":1,"time_limit_ms":1000}"#.into())
+        Value::Text(r#"{"connection_memory_mb":512,"deterministic":0,"locked":0,"memory_limit_mb":64,"plugins":1,"step_limit":100,"time_limit_ms":1000}"#.into())
     );
 }
 
