@@ -92,3 +92,52 @@ fn separate_processes_in_other_time_zones_compute_the_same() {
     assert_eq!(utc, sydney);
     assert_eq!(utc, honolulu);
 }
+
+#[test]
+fn deterministic_plugins_serve_indexes_generated_columns_and_checks_and_cannot_change_under_them() {
+    let conn = open();
+    conn.execute_batch(
+        "SELECT js_plugins_init();
+         INSERT INTO js_plugins(name, kind, source, deterministic) VALUES ('km', 'scalar', 'function main(m) { return m / 1000 }', 1);
+         INSERT INTO js_plugins(name, kind, source) VALUES ('noisy', 'scalar', 'function main(m) { return m * Math.random() }');",
+    )
+    .unwrap();
+    // Registered when stored, as SQLITE_DETERMINISTIC: usable wherever SQLite requires it.
+    conn.execute_batch(
+        "CREATE TABLE runs(id INTEGER PRIMARY KEY, meters REAL,
+           km REAL GENERATED ALWAYS AS (km(meters)) STORED, CHECK (km(meters) < 1000));
+         INSERT INTO runs(meters) VALUES (1500), (42195), (5000);
+         CREATE INDEX runs_km ON runs(km(meters));
+         CREATE INDEX runs_long ON runs(meters) WHERE km(meters) > 10;",
+    )
+    .unwrap();
+    let plan: String = conn.query_row("EXPLAIN QUERY PLAN SELECT id FROM runs WHERE km(meters) > 4", [], |r| r.get(3)).unwrap();
+    assert!(plan.contains("INDEX runs_km"), "{plan}");
+    let ids: Vec<(i64, f64)> = conn
+        .prepare("SELECT id, km FROM runs WHERE km(meters) > 4 ORDER BY km(meters)")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ids, vec![(3, 5.0), (2, 42.195)]);
+    assert!(error_of(&conn, "INSERT INTO runs(meters) VALUES (2000000) RETURNING id").contains("CHECK constraint failed"));
+    // A plugin that is not deterministic is not, for SQLite either.
+    let err = conn.execute_batch("CREATE INDEX bad ON runs(noisy(meters))").unwrap_err().to_string();
+    assert!(err.contains("non-deterministic functions prohibited in index expressions"), "{err}");
+    // Its source cannot change (nor can it go) while the schema uses it.
+    let refused = "js_plugins: km is deterministic and table runs uses it: what it stores was computed by this version, and SQLite cannot know it changed; drop runs (or the column), change the plugin, then create it again";
+    let edit = "UPDATE js_plugins SET source = 'function main(m) { return m / 1609 }' WHERE name = 'km'";
+    assert_eq!(conn.execute(edit, []).unwrap_err().to_string(), refused);
+    assert_eq!(conn.execute("DELETE FROM js_plugins WHERE name = 'km'", []).unwrap_err().to_string(), refused);
+    assert_eq!(conn.execute("UPDATE js_plugins SET deterministic = 0 WHERE name = 'km'", []).unwrap_err().to_string(), refused);
+    // Its description may.
+    conn.execute("UPDATE js_plugins SET description = 'meters to km' WHERE name = 'km'", []).unwrap();
+    // Without the users, the edit goes through.
+    conn.execute_batch("DROP TABLE runs").unwrap();
+    conn.execute(edit, []).unwrap();
+    assert_eq!(value(&conn, "SELECT round(km(1609), 6)"), Value::Real(1.0));
+    // And it runs deterministically whatever the connection's mode.
+    conn.execute("UPDATE js_plugins SET source = 'function main() { return Date.now() }' WHERE name = 'km'", []).unwrap();
+    assert_eq!(value(&conn, "SELECT km(1)"), Value::Integer(0));
+}

@@ -124,6 +124,13 @@ pub enum PluginError {
     KindChanged { name: String, registered: &'static str, now: &'static str, also: &'static str },
     #[error("{name} takes {expected} argument{s}, not {got}", s = if *expected == 1 { "" } else { "s" })]
     ArgumentCount { name: String, expected: i32, got: usize },
+    /// A plugin whose function this connection registered as deterministic (which SQLite may
+    /// have used in an index) is no longer: it does not run until the connection is reopened.
+    #[error("{0} is no longer deterministic (js_plugins.deterministic), but this connection registered its function as deterministic, which indexes and generated columns may rely on; reopen the connection to use it")]
+    NoLongerDeterministic(String),
+    /// An edit or deletion of a deterministic plugin that the schema uses.
+    #[error("{name} is deterministic and {kind} {user} uses it: what it stores was computed by this version, and SQLite cannot know it changed; drop {user} (or the column), change the plugin, then create it again")]
+    UsedBySchema { name: String, kind: String, user: String },
     #[error("the plugin name changed within a group, from {first} to {now}")]
     NameChangedInGroup { first: String, now: String },
     #[error("the first argument must be the plugin's name")]

@@ -41,7 +41,8 @@ impl PluginAggregate {
     fn start(&self, name: &str, argc: Option<usize>) -> Result<(World, Arc<CompiledPlugin>), CallError> {
         let compiled = self.plugins.compiled(name, self.usage, argc, self.registered)?;
         let session = &self.plugins.session;
-        let limits = session.limits();
+        let mut limits = session.limits();
+        limits.deterministic |= session.registry().runs_deterministically(name);
         let mut parked = crate::parking::unpark(session.owner, &compiled);
         let world = session.with_room(|| {
             let mut world = match parked.take() {

@@ -81,6 +81,23 @@ CREATE TEMP TRIGGER IF NOT EXISTS jsbox_modules_deleted AFTER DELETE ON main.js_
 END;
 ";
 
+/// The connection's temporary triggers that keep deterministic plugins that the schema uses
+/// (indexes, generated columns, CHECK constraints) from changing under it: SQLite cannot know
+/// that an index computed with the old source is out of date (where `js_plugins` has the
+/// `deterministic` column).
+pub const DETERMINISTIC_TRIGGERS: &str = "
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_guard_update BEFORE UPDATE ON main.js_plugins
+  WHEN OLD.deterministic = 1 AND (NEW.source IS NOT OLD.source OR NEW.kind IS NOT OLD.kind OR NEW.n_args IS NOT OLD.n_args
+    OR NEW.deterministic IS NOT OLD.deterministic OR NEW.name IS NOT OLD.name) BEGIN
+  SELECT js_plugins_in_use(OLD.name);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_guard_delete BEFORE DELETE ON main.js_plugins WHEN OLD.deterministic = 1 BEGIN
+  SELECT js_plugins_in_use(OLD.name);
+END;
+";
+
+const DETERMINISTIC_TRIGGER_NAMES: [&str; 2] = ["jsbox_plugins_guard_update", "jsbox_plugins_guard_delete"];
+
 const MODULE_TRIGGER_NAMES: [&str; 5] = [
     "jsbox_modules_check_insert",
     "jsbox_modules_check_update",
@@ -120,6 +137,8 @@ pub fn triggers_installed(conn: &Connection) -> bool {
     count(&PLUGIN_TRIGGERS, "js_plugins") == PLUGIN_TRIGGERS.len() as i64
         && count(&EPOCH_TRIGGERS, "jsbox_plugins_epoch") == EPOCH_TRIGGERS.len() as i64
         && (!modules || count(&MODULE_TRIGGER_NAMES, "js_modules") == MODULE_TRIGGER_NAMES.len() as i64)
+        && (!super::rows::has_deterministic_column(conn)
+            || count(&DETERMINISTIC_TRIGGER_NAMES, "js_plugins") == DETERMINISTIC_TRIGGER_NAMES.len() as i64)
 }
 
 /// This connection's own edits of `js_plugins`.

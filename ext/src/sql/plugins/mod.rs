@@ -232,7 +232,14 @@ impl Plugins {
     /// (whose kind then stays: see [`PluginError::KindChanged`]) or has [`MAX_PLUGIN_FUNCTIONS`]
     /// already (then the plugin has no function of its own, and is fine all the same: `js_call`
     /// and `js_agg` reach it).
-    fn register(&self, registry: &mut Registry, name: &str, kind: Option<PluginKind>, foreign: &HashSet<String>) -> Result<(), CallError> {
+    fn register(
+        &self,
+        registry: &mut Registry,
+        name: &str,
+        kind: Option<PluginKind>,
+        deterministic: bool,
+        foreign: &HashSet<String>,
+    ) -> Result<(), CallError> {
         if registry.registered(name).is_some() {
             return Ok(());
         }
@@ -241,7 +248,11 @@ impl Plugins {
             return Ok(());
         }
         let conn = self.db.connection();
-        let flags = FunctionFlags::SQLITE_UTF8;
+        // SQLITE_DETERMINISTIC only for plugins that always run deterministically: SQLite may
+        // then use them in indexes, generated columns and CHECK constraints.
+        let deterministic = deterministic && kind.is_some();
+        let flags =
+            if deterministic { FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC } else { FunctionFlags::SQLITE_UTF8 };
         let registered = kind.map_or(Registered::Broken, Registered::As);
         let aggregate = |usage| PluginAggregate { plugins: self.clone(), name: Some(name.to_owned()), usage, registered: Some(registered) };
         let result = match registered {
@@ -256,7 +267,7 @@ impl Plugins {
             }
         };
         result.map_err(|e| PluginError::Sql("registering the plugin's SQL function", e.to_string()))?;
-        registry.set_registered(name, registered);
+        registry.set_registered(name, registered, deterministic);
         Ok(())
     }
 
@@ -271,6 +282,9 @@ impl Plugins {
         conn.execute_batch(changes::TRIGGERS).map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
         if rows::modules_table_exists(conn)? {
             conn.execute_batch(changes::MODULE_TRIGGERS).map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
+        }
+        if rows::has_deterministic_column(conn) {
+            conn.execute_batch(changes::DETERMINISTIC_TRIGGERS).map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
         }
         self.session.own_changes.set_tracked(true);
         Ok(())
@@ -319,13 +333,13 @@ impl Plugins {
             let row = table.read_one(name, max_source_bytes)?;
             let mut registry = self.session.registry();
             registry.update(name, snapshot, row.clone());
-            let kind = match &row {
-                Some(Ok(row)) => Some(row.kind),
-                _ => None,
+            let (kind, deterministic) = match &row {
+                Some(Ok(row)) => (Some(row.kind), row.deterministic),
+                _ => (None, false),
             };
             let registered = registry.registered(name);
             let usable = self
-                .register(&mut registry, name, kind, &foreign)
+                .register(&mut registry, name, kind, deterministic, &foreign)
                 .and_then(|()| registry.plugin(name, Use::Any, None, registered, &compile).map(drop));
             if let Err(e) = usable {
                 problems.push(format!("{name}: {e}"));
@@ -356,7 +370,7 @@ impl Plugins {
         let mut registry = self.session.registry();
         for row in listing {
             if let Ok(name) = row.name {
-                let _ = self.register(&mut registry, &name, row.kind.ok(), &foreign);
+                let _ = self.register(&mut registry, &name, row.kind.ok(), row.deterministic, &foreign);
             }
         }
     }
@@ -374,6 +388,20 @@ impl Plugins {
         Self::check_name(&registry, &name, &foreign).map_err(|p| named(PluginError::Row(p).into()))?;
         registry.compile(row.kind, row.source, &|kind, source| self.compile(kind, source)).map_err(named)?;
         Ok(SqlValue::Null)
+    }
+
+    /// `js_plugins_in_use(name)`, from the guard triggers: fails if deterministic plugin `name`,
+    /// about to change or go, is used by the schema of the main database (an index, a
+    /// generated column, a CHECK constraint), whose stored values its old source computed.
+    fn refuse_if_in_use(&self, name: &str) -> Result<SqlValue, CallError> {
+        let users = {
+            let _reading = self.reading().ok();
+            rows::schema_users(&self.db.connection(), name).map_err(CallError::from)?
+        };
+        match users.first() {
+            None => Ok(SqlValue::Null),
+            Some((kind, user)) => Err(PluginError::UsedBySchema { name: name.to_owned(), kind: kind.clone(), user: user.clone() }.into()),
+        }
     }
 
     /// `js_modules_check(name, kind, source)`, from the BEFORE INSERT and UPDATE triggers of
@@ -418,7 +446,8 @@ impl Plugins {
             if let Some(Ok(row)) = self.read_row(&name, self.max_source_bytes())? {
                 let foreign = self.foreign_functions(&self.db.connection());
                 let mut registry = self.session.registry();
-                self.register(&mut registry, &name, Some(row.kind), &foreign).map_err(|e| PluginError::named(&name, e))?;
+                self.register(&mut registry, &name, Some(row.kind), row.deterministic, &foreign)
+                    .map_err(|e| PluginError::named(&name, e))?;
             }
         }
         Ok(self.session.own_changes.next_epoch())
@@ -447,6 +476,11 @@ pub fn register(conn: &Connection, session: &Arc<Session>) -> rusqlite::Result<(
     }
     let check = plugins.clone();
     conn.create_scalar_function("js_plugins_check", 4, direct, move |ctx| check.check(ctx).map_err(|e| e.in_function("js_plugins")))?;
+    let in_use = plugins.clone();
+    conn.create_scalar_function("js_plugins_in_use", 1, direct, move |ctx| {
+        let name = ctx.get::<String>(0)?;
+        in_use.refuse_if_in_use(&name).map_err(|e| e.in_function("js_plugins"))
+    })?;
     let check_module = plugins.clone();
     conn.create_scalar_function("js_modules_check", 3, direct, move |ctx| {
         check_module.check_module(ctx).map_err(|e| e.in_function("js_modules"))

@@ -146,6 +146,8 @@ pub struct Registry {
     registered: HashMap<String, Registered, FnvBuildHasher>,
     /// ...and by lower-cased name (SQLite ignores case in function names): the name registered.
     registered_lower: HashMap<String, String>,
+    /// The plugin functions registered as `SQLITE_DETERMINISTIC` (whose rows must stay so).
+    registered_deterministic: HashSet<String, FnvBuildHasher>,
     /// The connection's other SQL functions (built-in, the application's), lower-cased.
     foreign: Option<Arc<HashSet<String>>>,
     /// Bumped at every use of an entry: the least recently used goes first.
@@ -194,8 +196,11 @@ impl Registry {
         self.registered.get(name).copied()
     }
 
-    pub fn set_registered(&mut self, name: &str, registered: Registered) {
+    pub fn set_registered(&mut self, name: &str, registered: Registered, deterministic: bool) {
         self.registered.insert(name.to_owned(), registered);
+        if deterministic {
+            self.registered_deterministic.insert(name.to_owned());
+        }
         self.registered_lower.insert(name.to_ascii_lowercase(), name.to_owned());
     }
 
@@ -225,9 +230,10 @@ impl Registry {
         compile: Compile<'_>,
     ) -> Result<Arc<CompiledPlugin>, CallError> {
         self.clock += 1;
+        let promised = self.registered_deterministic.contains(name);
         let entry = self.entries.get_mut(name).ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
         entry.last_used = self.clock;
-        let row = check(name, entry, usage, argc, registered)?;
+        let row = check(name, entry, usage, argc, registered, promised)?;
         if let Some(compiled) = &entry.compiled {
             return Ok(Arc::clone(compiled));
         }
@@ -277,8 +283,9 @@ impl Registry {
         registered: Option<Registered>,
     ) -> Option<Result<SqlValue, CallError>> {
         self.clock += 1;
+        let promised = self.registered_deterministic.contains(name);
         let entry = self.entries.get_mut(name).filter(|entry| entry.checked == snapshot && entry.world.is_some())?;
-        if let Err(e) = check(name, entry, Use::Scalar, Some(args.len()), registered) {
+        if let Err(e) = check(name, entry, Use::Scalar, Some(args.len()), registered, promised) {
             return Some(Err(e));
         }
         Some(self.run_kept(name, args))
@@ -296,14 +303,16 @@ impl Registry {
         compile: Compile<'_>,
     ) -> Result<SqlValue, CallError> {
         self.clock += 1;
+        let promised = self.registered_deterministic.contains(name);
         if let Some(entry) = self.entries.get_mut(name) {
             if entry.world.is_some() {
-                check(name, entry, Use::Scalar, Some(args.len()), registered)?;
+                check(name, entry, Use::Scalar, Some(args.len()), registered, promised)?;
                 return self.run_kept(name, args);
             }
         }
         let compiled = self.plugin(name, Use::Scalar, Some(args.len()), registered, compile)?;
-        let limits = limits();
+        let mut limits = limits();
+        limits.deterministic |= self.runs_deterministically(name);
         // (Session::with_room would lock this registry again: the kept worlds are given back here.)
         let kept = self.kept_worlds() > 0;
         let world = crate::budget::with_room(
@@ -416,6 +425,11 @@ impl Registry {
         consoles
     }
 
+    /// Whether plugin `name`'s row (as last checked) asks to run deterministically.
+    pub fn runs_deterministically(&self, name: &str) -> bool {
+        matches!(self.entries.get(name).and_then(|entry| entry.row.as_ref()), Some(Ok(row)) if row.deterministic)
+    }
+
     /// The modules plugin `name`'s compiled form imports (empty if it is not compiled).
     pub fn compiled_modules(&self, name: &str) -> ModuleSet {
         self.entries.get(name).and_then(|entry| entry.compiled.as_ref()).map(|compiled| compiled.modules.clone()).unwrap_or_default()
@@ -465,12 +479,23 @@ impl Registry {
 
 /// The row of `entry` if it can serve `usage` with `argc` arguments through a function
 /// `registered` as such (`None`: through js_call/js_agg).
-fn check<'e>(name: &str, entry: &'e Entry, usage: Use, argc: Option<usize>, registered: Option<Registered>) -> Result<&'e Row, CallError> {
+/// `promised`: its function was registered as `SQLITE_DETERMINISTIC`, which the row must still be.
+fn check<'e>(
+    name: &str,
+    entry: &'e Entry,
+    usage: Use,
+    argc: Option<usize>,
+    registered: Option<Registered>,
+    promised: bool,
+) -> Result<&'e Row, CallError> {
     let row = match &entry.row {
         None => return Err(PluginError::NotFound(name.to_owned()).into()),
         Some(Err(problem)) => return Err(PluginError::Row(problem.clone()).into()),
         Some(Ok(row)) => row,
     };
+    if promised && !row.deterministic && registered.is_some() {
+        return Err(PluginError::NoLongerDeterministic(name.to_owned()).into());
+    }
     if let Some(registered) = registered {
         if !registered.serves(row.kind) {
             return Err(kind_changed(name, registered.kind(), row.kind).into());

@@ -27,6 +27,9 @@ pub struct Row {
     /// -1: any number of arguments.
     pub n_args: i32,
     pub source: Arc<str>,
+    /// Registered as `SQLITE_DETERMINISTIC`, and always run in deterministic mode (the
+    /// `deterministic` column is 1; a table without that column has none).
+    pub deterministic: bool,
 }
 
 /// What a row is, read without its source (enough to register its SQL function).
@@ -34,6 +37,7 @@ pub struct Row {
 pub struct Listing {
     pub name: Result<String, RowProblem>,
     pub kind: Result<PluginKind, RowProblem>,
+    pub deterministic: bool,
 }
 
 /// The columns jsbox reads of `js_plugins`...
@@ -124,17 +128,68 @@ pub fn module_row(name: &str, kind: ValueRef<'_>, source: ValueRef<'_>) -> Resul
 /// may be read as data. Check once, then read as often as needed.
 pub struct Table {
     db: Db,
+    /// What the `deterministic` column is read as: the column, or 0 where the table has none.
+    deterministic: &'static str,
 }
 
 /// The connection's `js_plugins`, checked; `None` if there is none.
 pub fn table(db: Db) -> Result<Option<Table>, PluginError> {
-    Ok(table_exists(&db.connection())?.then_some(Table { db }))
+    if !table_exists(&db.connection())? {
+        return Ok(None);
+    }
+    let deterministic = if has_deterministic_column(&db.connection()) { "deterministic" } else { "0" };
+    Ok(Some(Table { db, deterministic }))
+}
+
+/// Whether `main.js_plugins` has the `deterministic` column (jsbox's own tables do; older
+/// tables, and tables made by hand, may not). A generated one does not count.
+pub fn has_deterministic_column(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_xinfo('js_plugins', 'main') WHERE lower(name) = 'deterministic' AND hidden NOT IN (2, 3)",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n > 0)
+}
+
+/// The indexes and tables of the main database whose SQL calls function `name` (an expression
+/// index, a partial index's WHERE, a generated column, a CHECK constraint): `(type, name)`.
+/// A textual search for `name(`, ignoring case, blanks before the parenthesis, and a match
+/// inside a longer identifier; it errs towards finding (a mention in a string counts too).
+pub fn schema_users(conn: &Connection, name: &str) -> Result<Vec<(String, String)>, PluginError> {
+    let mut stmt = conn
+        .prepare("SELECT type, name, sql FROM main.sqlite_master WHERE type IN ('index', 'table') AND sql IS NOT NULL")
+        .map_err(sql("reading the schema"))?;
+    let rows: Vec<(String, String, String)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).and_then(|rows| rows.collect()).map_err(sql("reading the schema"))?;
+    let name = name.to_ascii_lowercase();
+    let is_identifier = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii();
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, sql_text)| {
+            let sql_text = sql_text.to_ascii_lowercase();
+            sql_text.match_indices(&name).any(|(at, _)| {
+                let before = sql_text[..at].chars().next_back();
+                let after = sql_text[at + name.len()..].trim_start();
+                !before.is_some_and(is_identifier) && after.starts_with('(')
+            })
+        })
+        .map(|(kind, user, _)| (kind, user))
+        .collect())
+}
+
+/// A `deterministic` value: 1 is, anything else is not.
+fn is_deterministic(value: ValueRef<'_>) -> bool {
+    matches!(value, ValueRef::Integer(1))
 }
 
 impl Table {
     /// Every row's name and kind (no source: loading stays cheap however big the plugins are).
     pub fn list(&self) -> Result<Vec<Listing>, PluginError> {
-        self.query("SELECT name, kind FROM main.js_plugins", [], |r| Ok(Listing { name: name(r.get_ref(0)?), kind: kind(r.get_ref(1)?) }))
+        let query = format!("SELECT name, kind, {} FROM main.js_plugins", self.deterministic);
+        self.query(&query, [], |r| {
+            Ok(Listing { name: name(r.get_ref(0)?), kind: kind(r.get_ref(1)?), deterministic: is_deterministic(r.get_ref(2)?) })
+        })
     }
 
     /// Plugin `name`'s row as the database holds it now (its first, if several have that
@@ -150,14 +205,16 @@ impl Table {
         if let Some(length) = length.filter(|n| *n > max) {
             return Ok(Some(Err(too_large(length as u64))));
         }
-        let rows = self.query("SELECT kind, n_args, source FROM main.js_plugins WHERE name = ?1 LIMIT 1", [plugin], |r| {
+        let query = format!("SELECT kind, n_args, source, {} FROM main.js_plugins WHERE name = ?1 LIMIT 1", self.deterministic);
+        let rows = self.query(&query, [plugin], |r| {
             let source = r.get_ref(2)?;
             if let ValueRef::Text(bytes) | ValueRef::Blob(bytes) = source {
                 if bytes.len() as u64 > max_source_bytes {
                     return Ok(Err(too_large(bytes.len() as u64)));
                 }
             }
-            Ok(row(r.get_ref(0)?, r.get_ref(1)?, source))
+            let deterministic = is_deterministic(r.get_ref(3)?);
+            Ok(row(r.get_ref(0)?, r.get_ref(1)?, source).map(|row| Row { deterministic, ..row }))
         })?;
         Ok(rows.into_iter().next())
     }
@@ -241,7 +298,7 @@ pub fn row(kind_value: ValueRef<'_>, n_args: ValueRef<'_>, source: ValueRef<'_>)
         ValueRef::Null => return Err(RowProblem::NoSource),
         other => return Err(RowProblem::SourceNotText(type_name(other))),
     };
-    Ok(Row { kind, n_args, source: source.into() })
+    Ok(Row { kind, n_args, source: source.into(), deterministic: false })
 }
 
 /// SQL operators that SQLite implements by calling the function of the same name.
@@ -303,7 +360,7 @@ mod tests {
     #[test]
     fn rows_are_checked_column_by_column() {
         let ok = row(ValueRef::Text(b"window"), ValueRef::Integer(2), ValueRef::Blob(b"x"));
-        assert_eq!(ok, Ok(Row { kind: PluginKind::Window, n_args: 2, source: "x".into() }));
+        assert_eq!(ok, Ok(Row { kind: PluginKind::Window, n_args: 2, source: "x".into(), deterministic: false }));
         assert_eq!(row(ValueRef::Text(b"tabel"), ValueRef::Null, ValueRef::Text(b"")), Err(RowProblem::UnknownKind("\"tabel\"".into())));
         assert_eq!(
             row(ValueRef::Text(b"scalar"), ValueRef::Integer(1 << 40), ValueRef::Text(b"")),
