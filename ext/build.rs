@@ -33,13 +33,15 @@ fn main() {
         }
         println!("cargo:rustc-env={var}={}", cwasm.display());
     }
-    // What xtask precompiled it for: a target triple and a CPU baseline, shown by js_debug().
+    // What xtask precompiled it for: a target triple and a CPU baseline, and the snapshot's
+    // hash, shown by js_debug().
     let target = guest_dir.join("guest.target");
     println!("cargo:rerun-if-changed={}", target.display());
     let recorded = std::fs::read_to_string(&target).unwrap_or_default();
     let mut words = recorded.split_whitespace();
     println!("cargo:rustc-env=JSBOX_GUEST_TARGET={}", words.next().unwrap_or("unknown"));
     println!("cargo:rustc-env=JSBOX_GUEST_CPU={}", words.next().unwrap_or("unknown"));
+    println!("cargo:rustc-env=JSBOX_GUEST_HASH={}", words.next().unwrap_or("unknown"));
 
     // The workspace's lock file, or the package's own (cargo package includes it).
     let lock_path = [workspace.join("Cargo.lock"), manifest.join("Cargo.lock")].into_iter().find(|path| path.exists()).unwrap_or_default();

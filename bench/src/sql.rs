@@ -136,6 +136,30 @@ pub fn workloads(rows: u64, with_sqlite_js: bool) -> Vec<Workload> {
             )),
         },
         Workload {
+            id: "W14a",
+            title: "W2a, deterministic plugin",
+            unit: "per query",
+            goal: "≤ 1.15× W2a",
+            per: 1,
+            setup: String::new(),
+            jsbox: per_track("bench_len_det(lat, lon)"),
+            sqlite_js: None,
+            plain: Some(format!("SELECT count(*), total(l) FROM (SELECT total({DISTANCE_SQL}) AS l FROM ({LEGS_SQL}) GROUP BY track_fid);")),
+        },
+        Workload {
+            id: "W14b",
+            title: "W3, deterministic plugin",
+            unit: "per query",
+            goal: "≤ 1.15× W3",
+            per: 1,
+            setup: String::new(),
+            jsbox: "SELECT total(r) FROM (SELECT bench_run_det(lat, lon) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM track_points);".into(),
+            sqlite_js: None,
+            plain: Some(format!(
+                "SELECT total(r) FROM (SELECT total(d) OVER (PARTITION BY track_fid ORDER BY seq) AS r FROM (SELECT track_fid, seq, {DISTANCE_SQL} AS d FROM ({LEGS_SQL})));"
+            )),
+        },
+        Workload {
             id: "W10a",
             title: "aggregate: track length by turf.js (a 547 KB module)",
             unit: "per query",
@@ -413,13 +437,21 @@ function final(s) {{ return s.m; }}"
     );
     let affine = "function main(x) { return x * 2 + 1; }";
     let mut sql = String::from("SELECT js_plugins_init();\nDELETE FROM js_plugins WHERE name LIKE 'bench\\_%' ESCAPE '\\';\n");
-    for (name, kind, source) in [
-        ("bench_len", "aggregate", len.as_str()),
-        ("bench_len_feature", "aggregate", len_feature.as_str()),
-        ("bench_run", "window", run.as_str()),
-        ("bench_affine", "scalar", affine),
+    for (name, kind, source, deterministic) in [
+        ("bench_len", "aggregate", len.as_str(), 0),
+        ("bench_len_feature", "aggregate", len_feature.as_str(), 0),
+        ("bench_run", "window", run.as_str(), 0),
+        ("bench_affine", "scalar", affine, 0),
+        // W14: the same plugins, deterministic (steps, not time; seeded per row).
+        ("bench_len_det", "aggregate", len.as_str(), 1),
+        ("bench_run_det", "window", run.as_str(), 1),
     ] {
-        writeln!(sql, "INSERT INTO js_plugins(name, kind, source) VALUES ('{name}', '{kind}', '{}');", q(source)).unwrap();
+        writeln!(
+            sql,
+            "INSERT INTO js_plugins(name, kind, source, deterministic) VALUES ('{name}', '{kind}', '{}', {deterministic});",
+            q(source)
+        )
+        .unwrap();
     }
     sql
 }

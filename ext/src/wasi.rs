@@ -29,7 +29,6 @@ thread_local! {
 }
 
 /// Runs `f` (which calls into the guest) with the clock and `random_get` deterministic or not.
-#[allow(dead_code, reason = "the build tool, which shares this file, runs no deterministic call")]
 pub fn with_determinism<R>(deterministic: bool, f: impl FnOnce() -> R) -> R {
     let before = DETERMINISTIC.replace(deterministic);
     let result = f();

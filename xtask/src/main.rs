@@ -10,7 +10,7 @@
 //!     machine's architecture on Linux) and CPU baseline (by default [`baseline_cpu`]), never for
 //!     the build machine's own CPU: the artifact runs on every CPU that has the baseline, and
 //!     wasmtime refuses it, with an error, on one that does not. `<out-dir>/guest.target` records
-//!     both, for `js_debug()`.
+//!     both, and the snapshot's hash, for `js_debug()`.
 
 #[path = "../../ext/src/engine_config.rs"]
 mod engine_config;
@@ -129,7 +129,10 @@ fn snapshot(guest: &Path, out_dir: &Path, target: &Target) -> wasmtime::Result<(
             started.elapsed()
         );
     }
-    write_if_changed(&out_dir.join("guest.target"), format!("{} {cpu}\n", target.triple).as_bytes())?;
+    // The snapshot's identity, for nodes of a replicated database to check that they run the
+    // same guest (js_debug()'s guest_hash): FNV-1a of its bytes.
+    let hash = snapshot.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    write_if_changed(&out_dir.join("guest.target"), format!("{} {cpu} {hash:016x}\n", target.triple).as_bytes())?;
     Ok(())
 }
 
@@ -141,7 +144,9 @@ fn wizen(wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
     let mut linker = Linker::new(&engine);
     wasi::add_to_linker(&mut linker)?;
     let wizer = Wizer::new();
-    block_on(wizer.run(&mut store, wasm, async |store, module| linker.instantiate(store, module)))
+    // With a stopped clock and a fixed random stream, the snapshot depends on the guest alone:
+    // every build of the same guest, for any target, has the same hash (js_debug()'s guest_hash).
+    wasi::with_determinism(true, || block_on(wizer.run(&mut store, wasm, async |store, module| linker.instantiate(store, module))))
 }
 
 /// Writes `bytes` unless the file already holds them, so that cargo does not rebuild the

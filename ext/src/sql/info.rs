@@ -72,6 +72,8 @@ fn debug_json(session: &Session) -> Result<String, CallError> {
         // The CPUs the embedded guest runs on: this target, with at least these features.
         "guest_target": env!("JSBOX_GUEST_TARGET"),
         "guest_cpu": env!("JSBOX_GUEST_CPU"),
+        // The Wizer snapshot's FNV-1a hash: nodes that replicate statements check it is equal.
+        "guest_hash": env!("JSBOX_GUEST_HASH"),
         "json_input_parser": "serde_json",
         "scripts_cached": session.scripts().len(),
         "plugins": session.plugin_stats(),
