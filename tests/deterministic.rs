@@ -141,3 +141,42 @@ fn deterministic_plugins_serve_indexes_generated_columns_and_checks_and_cannot_c
     conn.execute("UPDATE js_plugins SET source = 'function main() { return Date.now() }' WHERE name = 'km'", []).unwrap();
     assert_eq!(value(&conn, "SELECT km(1)"), Value::Integer(0));
 }
+
+#[test]
+fn a_deterministic_scalar_call_starts_from_the_loaded_world_every_time() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    conn.execute(
+        "INSERT INTO js_plugins(name, kind, source) VALUES ('counter', 'scalar', 'let n = 0; function main() { return ++n }')",
+        [],
+    )
+    .unwrap();
+    let counts = |conn: &Connection| -> Vec<i64> {
+        conn.prepare("SELECT counter() FROM json_each('[1,2,3,4,5]')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // Normal mode: the connection keeps the plugin's world, globals and all.
+    assert_eq!(counts(&conn), vec![1, 2, 3, 4, 5]);
+    // Deterministic mode: what a call returns depends on its arguments, not on the calls before.
+    conn.query_row("SELECT js_config('deterministic', 1)", [], |_| Ok(())).unwrap();
+    assert_eq!(counts(&conn), vec![1; 5]);
+    assert_eq!(counts(&conn), vec![1; 5]);
+}
+
+#[test]
+fn every_nan_a_script_can_see_has_one_bit_pattern() {
+    // QuickJS on wasm32 boxes values in NaNs, so it makes every NaN a number holds the canonical
+    // one (0x7ff8000000000000): arithmetic, negation, a NaN with a payload read from memory, a
+    // parse. A CPU's own NaN payloads (x86-64 and AArch64 differ) never reach the script.
+    let conn = open();
+    let script = "const f = new Float64Array(6); f[0] = 0 / 0; f[1] = -(0 / 0); f[2] = Math.sqrt(-1); f[3] = Infinity - Infinity; \
+                  f[4] = new Float64Array(new Uint32Array([1, 0x7ff00000]).buffer)[0] * 1; f[5] = Number('x'); \
+                  const g = new Float32Array(2); g[0] = 0 / 0; g[1] = new Float32Array(new Uint32Array([0xffc00001]).buffer)[0]; \
+                  [...new Uint32Array(f.buffer), ...new Uint32Array(g.buffer)].map(x => x.toString(16)).join()";
+    let expected = format!("{},7fc00000,7fc00000", ["0,7ff80000"; 6].join(","));
+    assert_eq!(eval1(&conn, script).unwrap(), Value::Text(expected));
+}

@@ -40,7 +40,7 @@ use super::db::Db;
 use super::Session;
 use crate::error::{CallError, ModuleError, PluginError, RowProblem};
 use crate::modules::{Imports, ModuleRow};
-use crate::plugin::CompiledPlugin;
+use crate::plugin::{CompiledPlugin, World};
 
 /// Plugin functions one connection registers at most: SQLite looks functions up in a hash table
 /// of at most 64 buckets, so each one makes registering (and resolving) the next slower; 50,000
@@ -201,8 +201,39 @@ impl Plugins {
                 return result;
             }
         }
-        self.refreshed(name, snapshot)?
-            .call_scalar(name, arguments(ctx, skip), registered, &|| self.session.limits(), &|kind, source| self.compile(kind, source))
+        let compile = |kind, source: &str| self.compile(kind, source);
+        let mut registry = self.refreshed(name, snapshot)?;
+        if registry.runs_deterministically(name) || self.session.limits().deterministic {
+            let compiled = registry.plugin(name, Use::Scalar, Some(ctx.len() - skip), registered, &compile)?;
+            drop(registry);
+            return self.call_deterministic(name, &compiled, arguments(ctx, skip));
+        }
+        registry.call_scalar(name, arguments(ctx, skip), registered, &|| self.session.limits(), &compile)
+    }
+
+    /// A scalar call in deterministic mode: in the plugin's world as loaded (a parked one, reset,
+    /// or a new one), never in a world kept from earlier calls, whose history (globals, the
+    /// collector's and the step counter's progress) is not the same on every machine.
+    fn call_deterministic<'a>(
+        &self,
+        name: &str,
+        compiled: &Arc<CompiledPlugin>,
+        args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone,
+    ) -> Result<SqlValue, CallError> {
+        let session = &self.session;
+        let mut limits = session.limits();
+        limits.deterministic = true;
+        let mut parked = crate::parking::unpark(session.owner, compiled);
+        let mut world = session.with_room(|| match parked.take() {
+            Some(mut world) => world.reseed(compiled).map(|()| world),
+            None => World::new(compiled, &limits),
+        })?;
+        let result = world.main(args);
+        session.registry().record_console(name, world.console());
+        if result.is_ok() {
+            crate::parking::park(session.owner, compiled, world);
+        }
+        result
     }
 
     /// The connection's functions that are not plugins, for the shadowing check; asked once.
