@@ -10,7 +10,7 @@ source "$(dirname "$0")/ensure.sh"
 # valgrind: `make leaks`. python3-venv: the APSW venv below.
 # qemu-user: tests/cpus.rs runs the sqlite3 shell on an emulated CPU that has the guest's
 # baseline (x86-64-v2) and nothing more, and on one below it.
-ensure_debian_packages install-deps clang lld llvm wasi-libc libclang-rt-14-dev-wasm32 sqlite3 python3 python3-venv valgrind qemu-user
+ensure_debian_packages install-deps clang lld llvm wasi-libc libclang-rt-14-dev-wasm32 sqlite3 python3 python3-venv valgrind qemu-user go-dqlite
 
 # rustfmt and clippy: `make lint`, part of `make test`.
 ensure_rust_component install-deps rustfmt
