@@ -180,3 +180,33 @@ fn every_nan_a_script_can_see_has_one_bit_pattern() {
     let expected = format!("{},7fc00000,7fc00000", ["0,7ff80000"; 6].join(","));
     assert_eq!(eval1(&conn, script).unwrap(), Value::Text(expected));
 }
+
+#[test]
+fn a_plugin_used_before_in_normal_mode_starts_deterministic_calls_from_a_deterministic_load() {
+    // Its top level draws a random number: a world loaded in normal mode holds another one.
+    let plugin = "const drawn = Math.random(); function main() { return drawn } \
+                  function init() { return 0 } function step(s) { return s } function final() { return drawn }";
+    let connect = || {
+        let conn = open();
+        conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+        for (name, kind) in [("drawn", "scalar"), ("drawn_agg", "aggregate")] {
+            conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", [name, kind, plugin]).unwrap();
+        }
+        conn
+    };
+    let both = |conn: &Connection| -> (f64, f64) {
+        conn.query_row("SELECT drawn(), (SELECT drawn_agg(value) FROM json_each('[1, 2]'))", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+    };
+    let used = connect();
+    for _ in 0..4 {
+        both(&used);
+    }
+    used.query_row("SELECT js_config('deterministic', 1)", [], |_| Ok(())).unwrap();
+    let fresh = connect();
+    fresh.query_row("SELECT js_config('deterministic', 1)", [], |_| Ok(())).unwrap();
+    let expected = both(&fresh);
+    assert_eq!(expected.0, expected.1);
+    for _ in 0..4 {
+        assert_eq!(both(&used), expected);
+    }
+}

@@ -64,10 +64,11 @@ pub fn new_owner() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A world of `plugin` that connection `owner` parked, as it was right after loading.
-pub fn unpark(owner: u64, plugin: &Arc<CompiledPlugin>) -> Option<World> {
+/// A world of `plugin` that connection `owner` parked, as it was right after loading, in
+/// deterministic mode or not.
+pub fn unpark(owner: u64, plugin: &Arc<CompiledPlugin>, deterministic: bool) -> Option<World> {
     let mut parked = parked();
-    let at = parked.iter().rposition(|p| p.owner == owner && Arc::ptr_eq(&p.plugin, plugin))?;
+    let at = parked.iter().rposition(|p| p.owner == owner && Arc::ptr_eq(&p.plugin, plugin) && p.world.deterministic() == deterministic)?;
     Some(parked.swap_remove(at).world)
 }
 

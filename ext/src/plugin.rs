@@ -26,8 +26,10 @@ pub struct CompiledPlugin {
     /// The modules it imports, given to each of its worlds before it is loaded.
     pub modules: ModuleSet,
     /// The memory of a world right after loading, set by the first world made: `None` if
-    /// loading is cheaper than mapping an image, or the image could not be made.
-    image: OnceLock<Option<Arc<WorldImage>>>,
+    /// loading is cheaper than mapping an image, or the image could not be made. One per mode:
+    /// a deterministic world must start from a deterministic load (its top level's
+    /// `Math.random`, the step counter), whatever a normal one loaded.
+    images: [OnceLock<Option<Arc<WorldImage>>>; 2],
     /// Worlds loaded the whole way so far.
     loads: AtomicU32,
 }
@@ -54,7 +56,7 @@ pub fn compile(kind: PluginKind, source: &str, imports: &mut Imports<'_>) -> Res
         sandbox
             .run(|guest, store| guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits.memory_mib)))
     })?;
-    Ok(CompiledPlugin { kind, bytecode, modules, image: OnceLock::new(), loads: AtomicU32::new(0) })
+    Ok(CompiledPlugin { kind, bytecode, modules, images: Default::default(), loads: AtomicU32::new(0) })
 }
 
 /// A sandbox with a plugin loaded: one per aggregate group, or per connection for a scalar.
@@ -82,7 +84,8 @@ const STEP_BATCH_BYTES: usize = 1 << 20;
 impl World {
     pub fn new(plugin: &CompiledPlugin, limits: &Limits) -> Result<Self, CallError> {
         let seed = limits.seed(&[&plugin.bytecode])?;
-        let mut sandbox = match plugin.image.get() {
+        let image = &plugin.images[usize::from(limits.deterministic)];
+        let mut sandbox = match image.get() {
             Some(Some(image)) if image.len() as u64 <= limits.memory_mib << 20 => Sandbox::from_image(limits, image, seed)?,
             _ => {
                 let started = Instant::now();
@@ -92,8 +95,8 @@ impl World {
                     guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits.memory_mib))
                 })?;
                 let again = plugin.loads.fetch_add(1, Ordering::Relaxed) > 0;
-                if plugin.image.get().is_none() && (again || started.elapsed() >= IMAGE_WORTH) {
-                    let _ = plugin.image.set(sandbox.capture().ok().map(Arc::new));
+                if image.get().is_none() && (again || started.elapsed() >= IMAGE_WORTH) {
+                    let _ = image.set(sandbox.capture().ok().map(Arc::new));
                 }
                 sandbox
             }
@@ -101,6 +104,11 @@ impl World {
         // Deterministic mode reseeds at each row from the plugin and the row.
         sandbox.set_row_seed(seed);
         Ok(World { sandbox, pending: Vec::new(), row: Vec::new(), pending_rows: 0, nargs: 0, console: String::new() })
+    }
+
+    /// Whether this world runs in deterministic mode.
+    pub fn deterministic(&self) -> bool {
+        self.sandbox.limits().deterministic
     }
 
     /// Whether this world can be [`World::reset`] and used again.

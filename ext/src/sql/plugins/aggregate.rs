@@ -43,7 +43,7 @@ impl PluginAggregate {
         let session = &self.plugins.session;
         let mut limits = session.limits();
         limits.deterministic |= session.registry().runs_deterministically(name);
-        let mut parked = crate::parking::unpark(session.owner, &compiled);
+        let mut parked = crate::parking::unpark(session.owner, &compiled, limits.deterministic);
         let world = session.with_room(|| {
             let mut world = match parked.take() {
                 Some(mut world) => {

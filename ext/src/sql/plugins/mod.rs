@@ -223,7 +223,7 @@ impl Plugins {
         let session = &self.session;
         let mut limits = session.limits();
         limits.deterministic = true;
-        let mut parked = crate::parking::unpark(session.owner, compiled);
+        let mut parked = crate::parking::unpark(session.owner, compiled, true);
         let mut world = session.with_room(|| match parked.take() {
             Some(mut world) => world.reseed(compiled).map(|()| world),
             None => World::new(compiled, &limits),
