@@ -9,7 +9,6 @@
 use jsbox_abi::{Arg, PluginKind, PluginOp};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -30,13 +29,13 @@ pub struct CompiledPlugin {
     /// a deterministic world must start from a deterministic load (its top level's
     /// `Math.random`, the step counter), whatever a normal one loaded.
     images: [OnceLock<Option<Arc<WorldImage>>>; 2],
-    /// Worlds loaded the whole way so far.
-    loads: AtomicU32,
 }
 
 /// Loading that takes at least this long is done once: the first world's image is mapped for
-/// the next worlds. Quicker loading is imaged at the second world (a statement with one group
-/// never pays for the copy of the memory an image takes).
+/// the next worlds. Quicker loading is done again for each world: a mapped image costs calls
+/// that take the process's memory-map lock for writing (`mmap`), which serialize threads that
+/// run groups at once (W7's two threads fell from 1.90× to 1.61× the throughput of one when
+/// every plugin was imaged), while loading a small plugin costs a few tens of microseconds.
 const IMAGE_WORTH: Duration = Duration::from_micros(500);
 
 impl CompiledPlugin {
@@ -56,7 +55,7 @@ pub fn compile(kind: PluginKind, source: &str, imports: &mut Imports<'_>) -> Res
         sandbox
             .run(|guest, store| guest.plugin_compile(store, source.as_bytes(), kind, |bytes| bytecode_response(bytes, limits.memory_mib)))
     })?;
-    Ok(CompiledPlugin { kind, bytecode, modules, images: Default::default(), loads: AtomicU32::new(0) })
+    Ok(CompiledPlugin { kind, bytecode, modules, images: Default::default() })
 }
 
 /// A sandbox with a plugin loaded: one per aggregate group, or per connection for a scalar.
@@ -94,8 +93,7 @@ impl World {
                 sandbox.run(|guest, store| {
                     guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits.memory_mib))
                 })?;
-                let again = plugin.loads.fetch_add(1, Ordering::Relaxed) > 0;
-                if image.get().is_none() && (again || started.elapsed() >= IMAGE_WORTH) {
+                if image.get().is_none() && started.elapsed() >= IMAGE_WORTH {
                     let _ = image.set(sandbox.capture().ok().map(Arc::new));
                 }
                 sandbox
