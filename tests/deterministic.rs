@@ -210,3 +210,61 @@ fn a_plugin_used_before_in_normal_mode_starts_deterministic_calls_from_a_determi
         assert_eq!(both(&used), expected);
     }
 }
+
+#[test]
+fn the_guard_sees_every_spelling_every_replace_every_schema_and_imported_modules() {
+    let conn = open();
+    conn.execute_batch(
+        "SELECT js_plugins_init();
+         INSERT INTO js_plugins(name, kind, source, deterministic) VALUES ('km', 'scalar', 'function main(x) { return x * 2 }', 1);
+         INSERT INTO js_plugins(name, kind, source, deterministic) VALUES ('other', 'scalar', 'function main(x) { return x * 3 }', 1);
+         INSERT INTO js_modules(name, source) VALUES ('factor', 'export const F = 2');
+         INSERT INTO js_plugins(name, kind, source, deterministic) VALUES ('scaled', 'scalar', 'import { F } from \"factor\"; export function main(x) { return x * F }', 1);
+         CREATE TABLE runs(x);
+         INSERT INTO runs VALUES (1), (2), (3);",
+    )
+    .unwrap();
+    let refused = |sql: &str| {
+        let err = conn.execute_batch(sql).unwrap_err().to_string();
+        assert!(err.contains("uses it") || err.contains("uses that plugin"), "{sql}: {err}");
+    };
+    let edit = "UPDATE js_plugins SET source = 'function main(x) { return x * 5 }' WHERE name = 'km'";
+    for index in ["runs(\"km\"(x))", "runs([km](x))", "runs(`KM`(x))", "runs(km/**/(x))", "runs(km -- c\n(x))"] {
+        conn.execute_batch(&format!("CREATE INDEX i ON {index}")).unwrap();
+        refused(edit);
+        conn.execute_batch("DROP INDEX i").unwrap();
+    }
+    // REPLACE deletes without DELETE triggers; UPDATE OR REPLACE through a rename.
+    conn.execute_batch("CREATE INDEX i ON runs(km(x))").unwrap();
+    refused("REPLACE INTO js_plugins(name, kind, source, deterministic) VALUES ('km', 'scalar', 'function main(x) { return x * 5 }', 1)");
+    refused("UPDATE OR REPLACE js_plugins SET name = 'km' WHERE name = 'other'");
+    conn.execute_batch("DROP INDEX i").unwrap();
+    // TEMP and attached schemas count too.
+    conn.execute_batch("CREATE TEMP TABLE tr(x); CREATE INDEX temp.ti ON tr(km(x))").unwrap();
+    refused(edit);
+    conn.execute_batch(
+        "DROP TABLE temp.tr; ATTACH ':memory:' AS other_db; CREATE TABLE other_db.t(x); CREATE INDEX other_db.ti ON t(km(x))",
+    )
+    .unwrap();
+    refused(edit);
+    conn.execute_batch("DETACH other_db").unwrap();
+    // A table named after the plugin, or a string mentioning it, is not a use.
+    conn.execute_batch("CREATE TABLE km(id); CREATE TABLE notes(t TEXT DEFAULT 'see km(x)')").unwrap();
+    conn.execute_batch(edit).unwrap();
+    // A module that such a plugin imports cannot change under the index either.
+    conn.execute_batch("CREATE INDEX si ON runs(scaled(x))").unwrap();
+    for sql in [
+        "UPDATE js_modules SET source = 'export const F = 3' WHERE name = 'factor'",
+        "DELETE FROM js_modules WHERE name = 'factor'",
+        "REPLACE INTO js_modules(name, source) VALUES ('factor', 'export const F = 3')",
+    ] {
+        let err = conn.execute_batch(sql).unwrap_err().to_string();
+        assert!(
+            err.contains("module 'factor' is imported by the deterministic plugin scaled, and index si uses that plugin"),
+            "{sql}: {err}"
+        );
+    }
+    conn.execute_batch("DROP INDEX si; UPDATE js_modules SET source = 'export const F = 3' WHERE name = 'factor'").unwrap();
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+}

@@ -128,6 +128,9 @@ pub enum PluginError {
     /// have used in an index) is no longer: it does not run until the connection is reopened.
     #[error("{0} is no longer deterministic (js_plugins.deterministic), but this connection registered its function as deterministic, which indexes and generated columns may rely on; reopen the connection to use it")]
     NoLongerDeterministic(String),
+    /// An edit or deletion of a module that a deterministic plugin the schema uses imports.
+    #[error("module '{module}' is imported by the deterministic plugin {plugin}, and {kind} {user} uses that plugin: what it stores was computed with this version; drop {user} (or the column), change the module, then create it again")]
+    ModuleUsedBySchema { module: String, plugin: String, kind: String, user: String },
     /// An edit or deletion of a deterministic plugin that the schema uses.
     #[error("{name} is deterministic and {kind} {user} uses it: what it stores was computed by this version, and SQLite cannot know it changed; drop {user} (or the column), change the plugin, then create it again")]
     UsedBySchema { name: String, kind: String, user: String },

@@ -94,9 +94,37 @@ END;
 CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_guard_delete BEFORE DELETE ON main.js_plugins WHEN OLD.deterministic = 1 BEGIN
   SELECT js_plugins_in_use(OLD.name);
 END;
+-- REPLACE and UPDATE OR REPLACE delete the row they replace without its DELETE triggers.
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_guard_replace BEFORE INSERT ON main.js_plugins
+  WHEN EXISTS (SELECT 1 FROM main.js_plugins WHERE name = NEW.name AND deterministic = 1) BEGIN
+  SELECT js_plugins_in_use(NEW.name);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_plugins_guard_rename BEFORE UPDATE OF name ON main.js_plugins
+  WHEN NEW.name IS NOT OLD.name AND EXISTS (SELECT 1 FROM main.js_plugins WHERE name = NEW.name AND deterministic = 1) BEGIN
+  SELECT js_plugins_in_use(NEW.name);
+END;
 ";
 
-const DETERMINISTIC_TRIGGER_NAMES: [&str; 2] = ["jsbox_plugins_guard_update", "jsbox_plugins_guard_delete"];
+const DETERMINISTIC_TRIGGER_NAMES: [&str; 4] =
+    ["jsbox_plugins_guard_update", "jsbox_plugins_guard_delete", "jsbox_plugins_guard_replace", "jsbox_plugins_guard_rename"];
+
+/// The same for modules that deterministic plugins the schema uses import (where both tables
+/// and the `deterministic` column exist).
+pub const MODULE_GUARD_TRIGGERS: &str = "
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_modules_guard_update BEFORE UPDATE ON main.js_modules
+  WHEN NEW.source IS NOT OLD.source OR NEW.kind IS NOT OLD.kind OR NEW.name IS NOT OLD.name BEGIN
+  SELECT js_modules_in_use(OLD.name);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_modules_guard_delete BEFORE DELETE ON main.js_modules BEGIN
+  SELECT js_modules_in_use(OLD.name);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS jsbox_modules_guard_replace BEFORE INSERT ON main.js_modules
+  WHEN EXISTS (SELECT 1 FROM main.js_modules WHERE name = NEW.name) BEGIN
+  SELECT js_modules_in_use(NEW.name);
+END;
+";
+
+const MODULE_GUARD_TRIGGER_NAMES: [&str; 3] = ["jsbox_modules_guard_update", "jsbox_modules_guard_delete", "jsbox_modules_guard_replace"];
 
 const MODULE_TRIGGER_NAMES: [&str; 5] = [
     "jsbox_modules_check_insert",
@@ -139,6 +167,8 @@ pub fn triggers_installed(conn: &Connection) -> bool {
         && (!modules || count(&MODULE_TRIGGER_NAMES, "js_modules") == MODULE_TRIGGER_NAMES.len() as i64)
         && (!super::rows::has_deterministic_column(conn)
             || count(&DETERMINISTIC_TRIGGER_NAMES, "js_plugins") == DETERMINISTIC_TRIGGER_NAMES.len() as i64)
+        && (!(modules && super::rows::has_deterministic_column(conn))
+            || count(&MODULE_GUARD_TRIGGER_NAMES, "js_modules") == MODULE_GUARD_TRIGGER_NAMES.len() as i64)
 }
 
 /// This connection's own edits of `js_plugins`.

@@ -21,6 +21,7 @@ mod aggregate;
 mod changes;
 mod registry;
 mod rows;
+mod schema_users;
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -316,6 +317,10 @@ impl Plugins {
         }
         if rows::has_deterministic_column(conn) {
             conn.execute_batch(changes::DETERMINISTIC_TRIGGERS).map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
+            if rows::modules_table_exists(conn)? {
+                conn.execute_batch(changes::MODULE_GUARD_TRIGGERS)
+                    .map_err(|e| PluginError::Sql("installing the triggers", e.to_string()))?;
+            }
         }
         self.session.own_changes.set_tracked(true);
         Ok(())
@@ -427,12 +432,38 @@ impl Plugins {
     fn refuse_if_in_use(&self, name: &str) -> Result<SqlValue, CallError> {
         let users = {
             let _reading = self.reading().ok();
-            rows::schema_users(&self.db.connection(), name).map_err(CallError::from)?
+            schema_users::schema_users(&self.db.connection(), name).map_err(CallError::from)?
         };
         match users.first() {
             None => Ok(SqlValue::Null),
             Some((kind, user)) => Err(PluginError::UsedBySchema { name: name.to_owned(), kind: kind.clone(), user: user.clone() }.into()),
         }
+    }
+
+    /// `js_modules_in_use(name)`, from the guard triggers of `js_modules`: fails if module
+    /// `name`, about to change or go, is imported by a deterministic plugin that the schema uses.
+    fn refuse_module_if_in_use(&self, module: &str) -> Result<SqlValue, CallError> {
+        let deterministic: Vec<String> = {
+            let _reading = self.reading().ok();
+            let conn = self.db.connection();
+            let mut stmt = conn
+                .prepare("SELECT name FROM main.js_plugins WHERE deterministic = 1 AND typeof(name) = 'text'")
+                .map_err(|e| PluginError::Sql("reading js_plugins", e.to_string()))?;
+            let names = stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect());
+            names.map_err(|e| PluginError::Sql("reading js_plugins", e.to_string()))?
+        };
+        for plugin in deterministic {
+            let users = schema_users::schema_users(&self.db.connection(), &plugin)?;
+            let Some((kind, user)) = users.first() else { continue };
+            // A plugin that does not compile imports nothing that runs.
+            let Ok(compiled) = self.compiled(&plugin, Use::Any, None, None) else { continue };
+            if compiled.modules.iter().any(|imported| imported.row.name == module) {
+                return Err(
+                    PluginError::ModuleUsedBySchema { module: module.to_owned(), plugin, kind: kind.clone(), user: user.clone() }.into()
+                );
+            }
+        }
+        Ok(SqlValue::Null)
     }
 
     /// `js_modules_check(name, kind, source)`, from the BEFORE INSERT and UPDATE triggers of
@@ -511,6 +542,11 @@ pub fn register(conn: &Connection, session: &Arc<Session>) -> rusqlite::Result<(
     conn.create_scalar_function("js_plugins_in_use", 1, direct, move |ctx| {
         let name = ctx.get::<String>(0)?;
         in_use.refuse_if_in_use(&name).map_err(|e| e.in_function("js_plugins"))
+    })?;
+    let module_in_use = plugins.clone();
+    conn.create_scalar_function("js_modules_in_use", 1, direct, move |ctx| {
+        let name = ctx.get::<String>(0)?;
+        module_in_use.refuse_module_if_in_use(&name).map_err(|e| e.in_function("js_modules"))
     })?;
     let check_module = plugins.clone();
     conn.create_scalar_function("js_modules_check", 3, direct, move |ctx| {

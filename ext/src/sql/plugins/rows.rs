@@ -152,32 +152,6 @@ pub fn has_deterministic_column(conn: &Connection) -> bool {
     .is_ok_and(|n| n > 0)
 }
 
-/// The indexes and tables of the main database whose SQL calls function `name` (an expression
-/// index, a partial index's WHERE, a generated column, a CHECK constraint): `(type, name)`.
-/// A textual search for `name(`, ignoring case, blanks before the parenthesis, and a match
-/// inside a longer identifier; it errs towards finding (a mention in a string counts too).
-pub fn schema_users(conn: &Connection, name: &str) -> Result<Vec<(String, String)>, PluginError> {
-    let mut stmt = conn
-        .prepare("SELECT type, name, sql FROM main.sqlite_master WHERE type IN ('index', 'table') AND sql IS NOT NULL")
-        .map_err(sql("reading the schema"))?;
-    let rows: Vec<(String, String, String)> =
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).and_then(|rows| rows.collect()).map_err(sql("reading the schema"))?;
-    let name = name.to_ascii_lowercase();
-    let is_identifier = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii();
-    Ok(rows
-        .into_iter()
-        .filter(|(_, _, sql_text)| {
-            let sql_text = sql_text.to_ascii_lowercase();
-            sql_text.match_indices(&name).any(|(at, _)| {
-                let before = sql_text[..at].chars().next_back();
-                let after = sql_text[at + name.len()..].trim_start();
-                !before.is_some_and(is_identifier) && after.starts_with('(')
-            })
-        })
-        .map(|(kind, user, _)| (kind, user))
-        .collect())
-}
-
 /// A `deterministic` value: 1 is, anything else is not.
 fn is_deterministic(value: ValueRef<'_>) -> bool {
     matches!(value, ValueRef::Integer(1))
