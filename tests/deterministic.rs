@@ -268,3 +268,36 @@ fn the_guard_sees_every_spelling_every_replace_every_schema_and_imported_modules
     let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
 }
+
+#[test]
+fn loading_and_storing_a_plugin_are_counted_in_steps_and_never_reuse_a_looser_load() {
+    let path = temp_db("deterministic-loads");
+    let connect = || {
+        let conn = Connection::open(&path).unwrap();
+        load(&conn);
+        conn
+    };
+    let conn = connect();
+    conn.execute_batch("SELECT js_plugins_init(); SELECT js_config('time_limit_ms', 10);").unwrap();
+    // A top level of about 4 million steps: far past 10 ms of wall-clock time, well within the
+    // default step limit. Stored (compiled), loaded, called: none of it is timed.
+    let heavy = "let t = 0; for (let i = 0; i < 2000000; i++) t++; function main(n) { return t + n }";
+    conn.execute("INSERT INTO js_plugins(name, kind, source, deterministic) VALUES ('heavy', 'scalar', ?1, 1)", [heavy]).unwrap();
+    assert_eq!(value(&conn, "SELECT heavy(1)"), Value::Integer(2_000_001));
+    assert_eq!(value(&conn, "SELECT heavy(2)"), Value::Integer(2_000_002));
+    // A lower step limit loads again, and the load does not fit it: the same error a connection
+    // that never loaded the plugin gets.
+    conn.query_row("SELECT js_config('step_limit', 1)", [], |_| Ok(())).unwrap();
+    assert_eq!(error_of(&conn, "SELECT heavy(1)"), "heavy: step limit of 1 million steps exceeded (deterministic mode)");
+    let fresh = connect();
+    fresh.execute_batch("SELECT js_config('step_limit', 1)").unwrap();
+    assert_eq!(error_of(&fresh, "SELECT heavy(1)"), "heavy: step limit of 1 million steps exceeded (deterministic mode)");
+    // Storing a plugin whose top level runs past the step limit is refused the same way.
+    let err = conn
+        .execute("INSERT INTO js_plugins(name, kind, source) VALUES ('heavier', 'scalar', ?1)", [heavy.replace("heavy", "heavier")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "js_plugins: heavier: step limit of 1 million steps exceeded (deterministic mode)");
+    drop((conn, fresh));
+    remove_db(&path);
+}

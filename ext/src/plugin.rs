@@ -28,8 +28,13 @@ pub struct CompiledPlugin {
     /// loading is cheaper than mapping an image, or the image could not be made. One per mode:
     /// a deterministic world must start from a deterministic load (its top level's
     /// `Math.random`, the step counter), whatever a normal one loaded.
-    images: [OnceLock<Option<Arc<WorldImage>>>; 2],
+    /// With each deterministic image, the step limit it was loaded under: a lower limit loads
+    /// again (the load might not fit it), the same or a higher one may use it.
+    images: [OnceLock<Option<LoadedImage>>; 2],
 }
+
+/// A loaded world's image, and the step limit (millions; 0 in normal mode) it was loaded under.
+type LoadedImage = (u64, Arc<WorldImage>);
 
 /// Loading that takes at least this long is done once: the first world's image is mapped for
 /// the next worlds. Quicker loading is done again for each world: a mapped image costs calls
@@ -84,8 +89,11 @@ impl World {
     pub fn new(plugin: &CompiledPlugin, limits: &Limits) -> Result<Self, CallError> {
         let seed = limits.seed(&[&plugin.bytecode])?;
         let image = &plugin.images[usize::from(limits.deterministic)];
+        let step_limit = if limits.deterministic { limits.step_limit_millions } else { 0 };
         let mut sandbox = match image.get() {
-            Some(Some(image)) if image.len() as u64 <= limits.memory_mib << 20 => Sandbox::from_image(limits, image, seed)?,
+            Some(Some((loaded_under, image))) if image.len() as u64 <= limits.memory_mib << 20 && *loaded_under <= step_limit => {
+                Sandbox::from_image(limits, image, seed)?
+            }
             _ => {
                 let started = Instant::now();
                 let mut sandbox = Sandbox::new(limits)?;
@@ -94,7 +102,7 @@ impl World {
                     guest.plugin_load(store, &plugin.bytecode, plugin.kind, seed, |bytes| response_to_value(bytes, limits.memory_mib))
                 })?;
                 if image.get().is_none() && started.elapsed() >= IMAGE_WORTH {
-                    let _ = image.set(sandbox.capture().ok().map(Arc::new));
+                    let _ = image.set(sandbox.capture().ok().map(|captured| (step_limit, Arc::new(captured))));
                 }
                 sandbox
             }

@@ -77,6 +77,9 @@ impl Session {
     pub fn update_limits(&self, update: impl FnOnce(&mut Limits)) {
         update(&mut self.limits.lock().unwrap_or_else(|e| e.into_inner()));
         self.forget_kept_worlds();
+        // Whether a plugin or module compiles (its top level runs) depends on the limits too.
+        self.plugins.lock().unwrap_or_else(|e| e.into_inner()).forget_all_compiled();
+        *self.modules.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
     }
 
     /// Drops the connection's kept scalar worlds and parked aggregate worlds (they are made

@@ -42,6 +42,7 @@ use super::Session;
 use crate::error::{CallError, ModuleError, PluginError, RowProblem};
 use crate::modules::{Imports, ModuleRow};
 use crate::plugin::{CompiledPlugin, World};
+use crate::sandbox::Limits;
 
 /// Plugin functions one connection registers at most: SQLite looks functions up in a hash table
 /// of at most 64 buckets, so each one makes registering (and resolving) the next slower; 50,000
@@ -145,8 +146,12 @@ impl Plugins {
     /// Compiles a plugin's source, with the modules it imports from `js_modules`. (Called with
     /// the registry locked: where the budget refuses a sandbox, only parked worlds, which the
     /// registry does not hold, are given back.)
+    ///
+    /// Compiling runs the plugin's top level (and its modules'), always in deterministic mode:
+    /// whether a row is accepted when written, and whether a plugin compiles, is then the same on
+    /// every machine, however loaded (a statement-replicated database writes the same rows).
     fn compile(&self, kind: PluginKind, source: &str) -> Result<CompiledPlugin, CallError> {
-        let limits = self.session.limits();
+        let limits = Limits { deterministic: true, ..self.session.limits() };
         let read = |module: &str| self.read_module(module);
         crate::budget::with_room(
             || crate::plugin::compile(kind, source, &mut Imports::new(&read, &self.session.modules, &limits)),
@@ -483,7 +488,8 @@ impl Plugins {
         };
         let row =
             rows::module_row(&name, ctx.get_raw(1), ctx.get_raw(2)).map_err(|problem| ModuleError::Row { name: name.clone(), problem })?;
-        let limits = self.session.limits();
+        // Deterministic, as plugins are compiled (`Plugins::compile`).
+        let limits = Limits { deterministic: true, ..self.session.limits() };
         let read = |module: &str| self.read_module(module);
         Imports::new(&read, &self.session.modules, &limits).check(&row)?;
         Ok(SqlValue::Null)

@@ -435,6 +435,17 @@ impl Registry {
         self.entries.get(name).and_then(|entry| entry.compiled.as_ref()).map(|compiled| compiled.modules.clone()).unwrap_or_default()
     }
 
+    /// Forgets every compiled plugin, cached or in an entry, with its kept world (the limits
+    /// changed: what compiled under the old ones may not under the new).
+    pub fn forget_all_compiled(&mut self) {
+        self.compiled = BoundedCache::default();
+        for entry in self.entries.values_mut() {
+            entry.compiled = None;
+            entry.world = None;
+        }
+        self.entry_bytes = self.entries.values().map(Entry::bytes).sum();
+    }
+
     /// Forgets plugin `name`'s compiled form and kept world (a module it imports changed).
     pub fn forget_compiled(&mut self, name: &str) {
         if let Some(entry) = self.entries.get_mut(name) {
