@@ -301,3 +301,22 @@ fn loading_and_storing_a_plugin_are_counted_in_steps_and_never_reuse_a_looser_lo
     drop((conn, fresh));
     remove_db(&path);
 }
+
+#[test]
+fn what_other_worlds_of_the_connection_hold_does_not_fail_a_deterministic_call() {
+    let conn = open();
+    conn.execute_batch(
+        "SELECT js_plugins_init();
+         SELECT js_config('connection_memory_mb', 70);
+         INSERT INTO js_plugins(name, kind, source) VALUES ('hog', 'scalar', 'const kept = []; function main(n) { kept.push(new Array(n).fill(1.5)); return kept.length }');
+         INSERT INTO js_plugins(name, kind, source, deterministic) VALUES ('dp', 'scalar', 'function main(n) { return new Array(n).fill(1).length }', 1);",
+    )
+    .unwrap();
+    // A normal plugin's kept world holds most of the connection's budget...
+    for _ in 0..6 {
+        conn.query_row("SELECT hog(1000000)", [], |_| Ok(())).unwrap();
+    }
+    assert!(conn.query_row("SELECT js_debug() ->> '$.connection_memory_in_use_bytes'", [], |r| r.get::<_, i64>(0)).unwrap() > 50 << 20);
+    // ...and a deterministic call computes as on a connection that holds nothing.
+    assert_eq!(value(&conn, "SELECT dp(1000000)"), Value::Integer(1_000_000));
+}

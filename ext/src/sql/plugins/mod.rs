@@ -234,7 +234,19 @@ impl Plugins {
             Some(mut world) => world.reseed(compiled).map(|()| world),
             None => World::new(compiled, &limits),
         })?;
-        let result = world.main(args);
+        let mut result = world.main(args.clone());
+        if result.as_ref().is_err_and(CallError::may_be_relieved) {
+            // Refused for want of what other worlds of the connection hold (kept worlds of normal
+            // plugins, say): not the call's own doing. Given back, the call runs again from the
+            // start, as it would have on a connection with nothing kept.
+            let process_wide = result.as_ref().is_err_and(CallError::is_process_wide);
+            session.forget_kept_worlds();
+            if process_wide {
+                crate::parking::release_all();
+            }
+            world = World::new(compiled, &limits)?;
+            result = world.main(args);
+        }
         session.registry().record_console(name, world.console());
         if result.is_ok() {
             crate::parking::park(session.owner, compiled, world);
