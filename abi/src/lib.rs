@@ -244,6 +244,9 @@ mod tag {
     pub const BLOB: u8 = 4;
     pub const JSON: u8 = 5;
     pub const ERROR: u8 = 0x80;
+    /// Or'ed into any tag: the call wrote console output (`jsbox_console` reads it), so that
+    /// the host asks for it only then.
+    pub const CONSOLE: u8 = 0x40;
 }
 
 /// The result of one call, borrowing its bytes from wherever it was decoded.
@@ -298,6 +301,7 @@ impl<'a> Response<'a> {
     /// Decodes a response, borrowing text and blobs from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let (&tag, payload) = bytes.split_first().ok_or(DecodeError("empty"))?;
+        let tag = tag & !tag::CONSOLE;
         let text = |payload: &'a [u8]| std::str::from_utf8(payload).map_err(|_| DecodeError("text is not UTF-8"));
         let number =
             |payload: &[u8]| -> Result<[u8; 8], DecodeError> { payload.try_into().map_err(|_| DecodeError("number is not 8 bytes")) };
@@ -316,6 +320,18 @@ impl<'a> Response<'a> {
             _ => return Err(DecodeError("unknown tag")),
         })
     }
+}
+
+/// Marks an encoded response: the call that made it wrote console output.
+pub fn mark_console(response: &mut [u8]) {
+    if let Some(tag) = response.first_mut() {
+        *tag |= tag::CONSOLE;
+    }
+}
+
+/// Whether an encoded response says its call wrote console output.
+pub fn has_console(response: &[u8]) -> bool {
+    response.first().is_some_and(|tag| tag & tag::CONSOLE != 0)
 }
 
 fn encode_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
@@ -540,7 +556,7 @@ mod tests {
         assert_eq!(Response::decode(&[]), Err(DecodeError("empty")));
         assert_eq!(Response::decode(&[tag::INTEGER, 1, 2]), Err(DecodeError("number is not 8 bytes")));
         assert_eq!(Response::decode(&[tag::TEXT, 0xff]), Err(DecodeError("text is not UTF-8")));
-        assert_eq!(Response::decode(&[0x42]), Err(DecodeError("unknown tag")));
+        assert_eq!(Response::decode(&[0x17]), Err(DecodeError("unknown tag")));
         assert_eq!(Response::decode(&[tag::ERROR, 99]), Err(DecodeError("unknown error kind")));
     }
 
@@ -591,6 +607,18 @@ mod tests {
         assert!(named_bytes::decode(&bytes[..6]).is_err());
         assert_eq!(ModuleKind::parse("commonjs"), Some(ModuleKind::CommonJs));
         assert_eq!(ModuleKind::parse("umd"), None);
+    }
+
+    #[test]
+    fn the_console_mark_leaves_the_response_as_it_was() {
+        for response in [Response::Null, Response::Integer(7), Response::Error(ErrorKind::Exception, "x")] {
+            let mut bytes = Vec::new();
+            response.encode_into(&mut bytes);
+            assert!(!has_console(&bytes));
+            mark_console(&mut bytes);
+            assert!(has_console(&bytes));
+            assert_eq!(Response::decode(&bytes).unwrap(), response);
+        }
     }
 
     #[test]

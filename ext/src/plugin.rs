@@ -232,7 +232,12 @@ impl World {
         let memory_mib = self.sandbox.limits().memory_mib;
         let console = &mut self.console;
         self.sandbox.run(|guest, store| {
-            let value = guest.plugin_call(store, op, rows, nargs, args, |bytes| response_to_value(bytes, memory_mib))?;
+            let (value, wrote) = guest
+                .plugin_call(store, op, rows, nargs, args, |bytes| (response_to_value(bytes, memory_mib), jsbox_abi::has_console(bytes)))?;
+            // The guest marks a response whose call wrote console output: only then is it read.
+            if !wrote {
+                return Ok(value);
+            }
             let written = guest.console(store)?;
             if !written.is_empty() && console.len() < MAX_CONSOLE_BYTES {
                 let room = MAX_CONSOLE_BYTES - console.len();

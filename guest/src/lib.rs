@@ -175,6 +175,9 @@ fn respond(f: impl FnOnce(&Ctx<'_>, &[u8], &mut Vec<u8>) -> Result<(), GuestErro
                 out.clear();
                 Response::Error(error.kind, &error.message).encode_into(out);
             }
+            if console::with_output(|written| !written.is_empty()) {
+                abi::mark_console(out);
+            }
             abi::pack_ptr_len(out.as_ptr() as u32, out.len() as u32)
         })
     })
