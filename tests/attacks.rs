@@ -22,10 +22,6 @@ fn with_plugins(path: &PathBuf) -> Connection {
     conn
 }
 
-fn store(conn: &Connection, name: &str, kind: &str, source: &str) -> rusqlite::Result<usize> {
-    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", (name, kind, source))
-}
-
 fn returns(n: i64) -> String {
     format!("function main() {{ return {n} }}")
 }
@@ -105,7 +101,7 @@ fn reading_a_plugin_row_never_aborts_other_statements() {
     let a = with_plugins(&path);
     // WAL: the other connection commits while this one holds a statement open.
     a.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
-    store(&a, "up", "scalar", "function main(x) { return String(x).toUpperCase() }").unwrap();
+    store_plugin(&a, "up", "scalar", "function main(x) { return String(x).toUpperCase() }").unwrap();
     a.execute_batch(
         "CREATE TABLE cats(id INTEGER PRIMARY KEY, name); INSERT INTO cats VALUES (1, 'one'), (2, 'two');
          CREATE TABLE t(id INTEGER PRIMARY KEY, x, cat); INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 1);
@@ -164,7 +160,7 @@ fn own_edits_are_seen_without_the_triggers() {
 
     // With the triggers, then the table dropped and made again (a restored dump).
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&conn, "foo", "scalar", &returns(4)).unwrap();
+    store_plugin(&conn, "foo", "scalar", &returns(4)).unwrap();
     assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(4));
     conn.execute_batch("DROP TABLE js_plugins").unwrap();
     conn.execute_batch(&std::fs::read_to_string(repo_root().join("sql/schema.sql")).unwrap()).unwrap();
@@ -197,7 +193,7 @@ fn a_busy_database_never_runs_stale_code() {
     let path = temp_db("busy");
     let a = with_plugins(&path);
     a.execute_batch("PRAGMA journal_mode = DELETE; CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();
-    store(&a, "foo", "scalar", &returns(1)).unwrap();
+    store_plugin(&a, "foo", "scalar", &returns(1)).unwrap();
     assert_eq!(value(&a, "SELECT foo() FROM t"), Value::Integer(1));
     a.busy_timeout(std::time::Duration::from_millis(100)).unwrap();
     let b = Connection::open(&path).unwrap();
@@ -218,12 +214,12 @@ fn a_busy_database_never_runs_stale_code() {
 fn loading_jsbox_twice_keeps_one_view_of_the_plugins() {
     let path = temp_db("twice");
     let conn = with_plugins(&path);
-    store(&conn, "foo", "scalar", &returns(1)).unwrap();
+    store_plugin(&conn, "foo", "scalar", &returns(1)).unwrap();
     assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(1));
     load(&conn);
     conn.execute("DELETE FROM js_plugins", []).unwrap();
     assert_eq!(error_of(&conn, "SELECT foo()"), "foo: no plugin named foo in js_plugins (deleted?)");
-    store(&conn, "foo", "scalar", &returns(2)).unwrap();
+    store_plugin(&conn, "foo", "scalar", &returns(2)).unwrap();
     assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(2));
     conn.execute_batch("BEGIN").unwrap();
     conn.execute("UPDATE js_plugins SET source = ?1", [returns(3)]).unwrap();
@@ -242,7 +238,7 @@ fn a_refused_row_registers_nothing() {
     // Refused by a CHECK constraint after jsbox's checks passed.
     let refused = conn.execute("INSERT INTO js_plugins(name, kind, source, deterministic) VALUES ('bar', 'aggregate', ?1, 5)", [aggregate]);
     assert!(refused.unwrap_err().to_string().contains("CHECK constraint failed"));
-    store(&conn, "bar", "scalar", &returns(8)).unwrap();
+    store_plugin(&conn, "bar", "scalar", &returns(8)).unwrap();
     assert_eq!(value(&conn, "SELECT bar()"), Value::Integer(8));
     // A row loaded with a broken kind, then fixed to another kind: reload says what to do.
     let path = temp_db("broken-kind");
@@ -267,8 +263,13 @@ fn kept_worlds_never_pin_the_budget() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init(), js_config('memory_limit_mb', 400)", [], |_| Ok(())).unwrap();
     for i in 0..16 {
-        store(&conn, &format!("keep{i}"), "scalar", "const kept = new Uint8Array(30e6).fill(1); function main() { return kept.length }")
-            .unwrap();
+        store_plugin(
+            &conn,
+            &format!("keep{i}"),
+            "scalar",
+            "const kept = new Uint8Array(30e6).fill(1); function main() { return kept.length }",
+        )
+        .unwrap();
         assert_eq!(value(&conn, &format!("SELECT keep{i}()")), Value::Integer(30_000_000));
     }
     let held = |conn: &Connection| -> i64 {
@@ -280,7 +281,7 @@ fn kept_worlds_never_pin_the_budget() {
     for i in 0..16 {
         assert_eq!(value(&conn, &format!("SELECT keep{i}()")), Value::Integer(30_000_000));
     }
-    store(
+    store_plugin(
         &conn,
         "grab",
         "aggregate",
@@ -313,9 +314,9 @@ fn names_equal_but_for_case_are_one_function() {
     drop(conn);
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&conn, "foo", "scalar", &returns(1)).unwrap();
+    store_plugin(&conn, "foo", "scalar", &returns(1)).unwrap();
     assert_eq!(
-        store(&conn, "FOO", "scalar", &returns(2)).unwrap_err().to_string(),
+        store_plugin(&conn, "FOO", "scalar", &returns(2)).unwrap_err().to_string(),
         "js_plugins: FOO: plugin name FOO is the same SQL function as plugin foo (SQLite ignores case in function names)"
     );
     let _ = std::fs::remove_file(path);
@@ -327,7 +328,7 @@ fn plugin_entries_are_bounded_by_bytes() {
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
     let padding = format!("/*{}*/", "z".repeat(1 << 20));
     for i in 0..100 {
-        store(&conn, &format!("big{i}"), "scalar", &format!("{padding} function main() {{ return {i} }}")).unwrap();
+        store_plugin(&conn, &format!("big{i}"), "scalar", &format!("{padding} function main() {{ return {i} }}")).unwrap();
     }
     let total: i64 = conn.query_row("SELECT sum(js_call(name)) FROM js_plugins", [], |r| r.get(0)).unwrap();
     assert_eq!(total, (0..100).sum::<i64>());
@@ -341,7 +342,7 @@ fn plugin_entries_are_bounded_by_bytes() {
 fn the_epoch_cannot_be_set_by_hand() {
     let path = temp_db("epoch");
     let conn = with_plugins(&path);
-    store(&conn, "foo", "scalar", &returns(1)).unwrap();
+    store_plugin(&conn, "foo", "scalar", &returns(1)).unwrap();
     conn.execute_batch("BEGIN").unwrap();
     conn.execute("UPDATE js_plugins SET source = ?1", [returns(5)]).unwrap();
     assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(5));
@@ -362,7 +363,7 @@ fn a_trigger_named_js_plugins_is_not_the_table() {
     let conn = open();
     conn.execute_batch("CREATE TABLE other(x); CREATE TRIGGER JS_PLUGINS AFTER INSERT ON other BEGIN SELECT 1; END;").unwrap();
     assert_eq!(value(&conn, "SELECT js_plugins_init()"), Value::Integer(0));
-    store(&conn, "foo", "scalar", &returns(1)).unwrap();
+    store_plugin(&conn, "foo", "scalar", &returns(1)).unwrap();
     assert_eq!(value(&conn, "SELECT foo()"), Value::Integer(1));
 }
 
@@ -517,12 +518,12 @@ fn deleted_and_renamed_plugins_are_forgotten() {
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
     for i in 0..2000 {
         let name = format!("tmp{i}");
-        store(&conn, &name, "scalar", &returns(i)).unwrap();
+        store_plugin(&conn, &name, "scalar", &returns(i)).unwrap();
         assert_eq!(value(&conn, &format!("SELECT {name}()")), Value::Integer(i));
         conn.execute("DELETE FROM js_plugins WHERE name = ?1", [&name]).unwrap();
     }
     assert_eq!(value(&conn, "SELECT js_debug() ->> '$.plugins.entries'"), Value::Integer(0));
-    store(&conn, "big", "scalar", "const kept = new Uint8Array(20e6); function main() { return kept.length }").unwrap();
+    store_plugin(&conn, "big", "scalar", "const kept = new Uint8Array(20e6); function main() { return kept.length }").unwrap();
     assert_eq!(value(&conn, "SELECT big()"), Value::Integer(20_000_000));
     assert_eq!(value(&conn, "SELECT js_debug() ->> '$.plugins.kept_worlds'"), Value::Integer(1));
     conn.execute("UPDATE js_plugins SET name = 'big2' WHERE name = 'big'", []).unwrap();
@@ -611,7 +612,7 @@ fn plugins_beyond_the_function_cap_are_stored_and_reached() {
     let conn = Connection::open(&path).unwrap();
     load(&conn);
     // Stored and edited beyond the cap: not a SQL function of its own, reached by js_call.
-    store(&conn, "fresh", "scalar", &returns(7)).unwrap();
+    store_plugin(&conn, "fresh", "scalar", &returns(7)).unwrap();
     assert_eq!(value(&conn, "SELECT js_call('fresh')"), Value::Integer(7));
     conn.execute("UPDATE js_plugins SET source = ?1 WHERE name = 'fresh'", [returns(8)]).unwrap();
     assert_eq!(value(&conn, "SELECT js_call('fresh')"), Value::Integer(8));

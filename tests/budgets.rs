@@ -26,10 +26,6 @@ fn with_plugins() -> Connection {
     conn
 }
 
-fn store(conn: &Connection, name: &str, kind: &str, source: &str) {
-    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", (name, kind, source)).unwrap();
-}
-
 /// A table-valued series (rusqlite's bundled SQLite has no generate_series).
 fn series(last: i64) -> String {
     format!("(WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM s WHERE value < {last}) SELECT value FROM s)")
@@ -54,12 +50,13 @@ fn kept_scalar_worlds_are_bounded_evicted_and_dropped_with_their_plugin() {
     let conn = with_plugins();
     // 30 scalar plugins, each holding ~24 MiB in its kept world.
     for i in 0..30 {
-        store(
+        store_plugin(
             &conn,
             &format!("hoard{i}"),
             "scalar",
             "const kept = new Uint8Array(24 << 20).fill(1); function main() { return kept.length }",
-        );
+        )
+        .unwrap();
     }
     let before = resident_kib();
     for round in 0..2 {
@@ -87,7 +84,7 @@ fn creating_calling_and_deleting_plugins_never_keeps_their_sandboxes() {
     let other = open();
     for i in 0..300 {
         let name = format!("brief{i}");
-        store(&conn, &name, "scalar", "function main(x) { return x + 1 }");
+        store_plugin(&conn, &name, "scalar", "function main(x) { return x + 1 }").unwrap();
         assert_eq!(value(&conn, &format!("SELECT {name}({i})")), Value::Integer(i + 1));
         conn.execute("DELETE FROM js_plugins WHERE name = ?1", [&name]).unwrap();
         assert_eq!(sandboxes(&conn), 0, "after deleting {name}");
@@ -102,7 +99,7 @@ fn the_connection_memory_budget_covers_all_its_sandboxes() {
     // 40 aggregates in one statement, each world growing to ~16 MiB in init(): 640 MiB together.
     let step = "function init() { return new Uint8Array(16 << 20).fill(1) } function step(s, x) { return s } function final(s) { return s.length > 0 ? 1 : 0 }";
     for i in 0..40 {
-        store(&conn, &format!("agg{i}"), "aggregate", step);
+        store_plugin(&conn, &format!("agg{i}"), "aggregate", step).unwrap();
     }
     let columns: Vec<String> = (0..40).map(|i| format!("agg{i}(value)")).collect();
     let sql = format!("SELECT {} FROM {}", columns.join(", "), series(1));
@@ -142,7 +139,13 @@ fn one_connection_gets_a_share_of_the_pool_not_all_of_it() {
     // default pool of 1,000.
     let pool = int(&conn, "SELECT coalesce(js_debug() ->> '$.pool_slots', 1000)");
     assert!(share < pool, "a share of {share} out of {pool}");
-    store(&conn, "tally", "aggregate", "function init() { return 0 } function step(s) { return s + 1 } function final(s) { return s }");
+    store_plugin(
+        &conn,
+        "tally",
+        "aggregate",
+        "function init() { return 0 } function step(s) { return s + 1 } function final(s) { return s }",
+    )
+    .unwrap();
     // One statement with more live aggregate groups than the share.
     // Distinct arguments: SQLite computes identical aggregate expressions once.
     let columns: Vec<String> = (0..=share).map(|i| format!("tally(value + {i})")).collect();
@@ -173,13 +176,14 @@ fn a_row_bigger_than_a_sandbox_is_refused_before_it_is_buffered() {
     let _serial = serial();
     let conn = with_plugins();
     conn.query_row("SELECT js_config('memory_limit_mb', 32)", [], |_| Ok(())).unwrap();
-    store(
+    store_plugin(
         &conn,
         "bytes",
         "aggregate",
         "function init() { return 0 } function step(s, b) { return s + b.length } function final(s) { return s }",
-    );
-    store(&conn, "size", "scalar", "function main(b) { return b.length }");
+    )
+    .unwrap();
+    store_plugin(&conn, "size", "scalar", "function main(b) { return b.length }").unwrap();
     let err = error_of(&conn, &format!("SELECT bytes(zeroblob(40 << 20)) FROM {}", series(60)));
     assert_eq!(err, "bytes: a row of 40 MiB of arguments cannot fit the memory limit of 32 MiB");
     assert_eq!(

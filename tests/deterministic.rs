@@ -70,20 +70,9 @@ fn separate_processes_in_other_time_zones_compute_the_same() {
         extension_path()
     );
     let run = |tz: &str| {
-        let out = Command::new("/usr/bin/sqlite3")
-            .arg(":memory:")
-            .env("TZ", tz)
-            .env("LANG", if tz == "UTC" { "C" } else { "de_DE.UTF-8" })
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child.stdin.take().unwrap().write_all(script.as_bytes())?;
-                child.wait_with_output()
-            })
-            .unwrap();
+        let mut shell = Command::new("/usr/bin/sqlite3");
+        shell.arg(":memory:").env("TZ", tz).env("LANG", if tz == "UTC" { "C" } else { "de_DE.UTF-8" });
+        let out = run_shell_script(shell, &script);
         assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 mod children;
 pub use children::*;
-pub use jsbox_testkit::{extension_path, rel_diff, repo_root, resident_kib, run_sqlite3, seed_fixture_path, tracks_fixture_path};
+pub use jsbox_testkit::{
+    extension_path, rel_diff, repo_root, resident_kib, run_shell_script, run_sqlite3, seed_fixture_path, tracks_fixture_path,
+};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, ToSql};
@@ -107,6 +109,11 @@ pub fn add_readfile(conn: &Connection) {
         std::fs::read(repo_root().join(path)).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
     })
     .unwrap();
+}
+
+/// Stores plugin `name` of `kind` in `js_plugins` (which must exist).
+pub fn store_plugin(conn: &Connection, name: &str, kind: &str, source: &str) -> rusqlite::Result<usize> {
+    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", (name, kind, source))
 }
 
 /// Asserts that `conn` still evaluates scripts after an error.

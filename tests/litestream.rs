@@ -4,7 +4,6 @@
 //! the primary edits a plugin. The replica's next call runs the new source: its connection's
 //! triggers never fire for changes that arrive as pages, and jsbox sees them by the data version.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -88,21 +87,15 @@ fn a_replica_restored_and_read_through_the_vfs_runs_the_primarys_plugins() {
             shell(&primary, "UPDATE js_plugins SET source = 'function main(x) { return \"v2 \" + x }' WHERE name = 'greet';");
         })
     };
-    let mut reader = Command::new("/usr/bin/sqlite3")
-        .env("LITESTREAM_REPLICA_URL", &replica_url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let mut script =
         format!(".load {vfs}\n.open file:replica.db?vfs=litestream\n.load {}\nSELECT 'first', greet('a');\n", extension_path());
     // Polls for up to 15 s after the edit.
     for i in 0..15 {
         script.push_str(&format!(".shell sleep 1\nSELECT 'poll {i}', greet('b');\n"));
     }
-    reader.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let out = reader.wait_with_output().unwrap();
+    let mut reader = Command::new("/usr/bin/sqlite3");
+    reader.env("LITESTREAM_REPLICA_URL", &replica_url);
+    let out = run_shell_script(reader, &script);
     edit.join().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();

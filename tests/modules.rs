@@ -21,10 +21,6 @@ fn store_module(conn: &Connection, name: &str, kind: &str, source: &str) -> rusq
     conn.execute("INSERT INTO js_modules(name, kind, source) VALUES (?1, ?2, ?3)", [name, kind, source])
 }
 
-fn store_plugin(conn: &Connection, name: &str, kind: &str, source: &str) -> rusqlite::Result<usize> {
-    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", [name, kind, source])
-}
-
 /// Turf's great-circle length in kilometers (its `distance`: haversine on a sphere of radius
 /// 6371.0088 km), for points `(lon, lat)`.
 fn haversine_km(points: &[(f64, f64)]) -> f64 {

@@ -28,7 +28,7 @@ fn with_tracks(conn: &Connection) {
         ("speed_kmh", "window", "speed_kmh.js"),
         ("convert_length", "scalar", "convert_length.js"),
     ] {
-        store(conn, name, kind, &plugin_source(file)).unwrap();
+        store_plugin(conn, name, kind, &plugin_source(file)).unwrap();
     }
 }
 
@@ -36,10 +36,6 @@ fn with_tracks(conn: &Connection) {
 /// series extension.
 fn series(first: i64, last: i64) -> String {
     format!("(WITH RECURSIVE s(value) AS (SELECT {first} UNION ALL SELECT value + 1 FROM s WHERE value < {last}) SELECT value FROM s)")
-}
-
-fn store(conn: &Connection, name: &str, kind: &str, source: &str) -> rusqlite::Result<usize> {
-    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", (name, kind, source))
 }
 
 fn f64s(conn: &Connection, sql: &str) -> Vec<f64> {
@@ -177,7 +173,7 @@ fn scalar_plugins_and_js_call() {
 fn arguments_arrive_typed() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&conn, "describe", "scalar", "function main(...args) { return args.map(a => a instanceof Uint8Array ? 'bytes:' + a.length : typeof a === 'bigint' ? 'bigint:' + a : typeof a + ':' + JSON.stringify(a)).join(' ') }").unwrap();
+    store_plugin(&conn, "describe", "scalar", "function main(...args) { return args.map(a => a instanceof Uint8Array ? 'bytes:' + a.length : typeof a === 'bigint' ? 'bigint:' + a : typeof a + ':' + JSON.stringify(a)).join(' ') }").unwrap();
     let got = values(&conn, "SELECT describe(1, 2.5, NULL, 'text', '{\"a\": [1]}', '[1, 2]', '{not json', x'0102', 9007199254740993)");
     assert_eq!(
         got,
@@ -209,7 +205,7 @@ fn empty_groups_and_null_rows() {
 fn groups_never_share_state() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&conn, "leak", "aggregate", "function init() { return 0 }\nfunction step(s, x) { globalThis.seen = (globalThis.seen || 0) + 1; return s + x }\nfunction final(s) { return s * 1000 + globalThis.seen }").unwrap();
+    store_plugin(&conn, "leak", "aggregate", "function init() { return 0 }\nfunction step(s, x) { globalThis.seen = (globalThis.seen || 0) + 1; return s + x }\nfunction final(s) { return s * 1000 + globalThis.seen }").unwrap();
     let got = values(&conn, &format!("SELECT leak(value) FROM {} GROUP BY value % 2 ORDER BY value % 2", series(1, 6)));
     // Each group counts only its own 3 rows: (2+4+6)*1000+3 and (1+3+5)*1000+3.
     assert_eq!(got, vec![Value::Integer(12003), Value::Integer(9003)]);
@@ -221,7 +217,8 @@ fn a_scalar_plugin_keeps_its_world_per_connection_until_an_error() {
     let conn = Connection::open(&path).unwrap();
     load(&conn);
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&conn, "counter", "scalar", "let n = 0;\nfunction main(fail) { n++; if (fail) throw new Error('asked to'); return n }").unwrap();
+    store_plugin(&conn, "counter", "scalar", "let n = 0;\nfunction main(fail) { n++; if (fail) throw new Error('asked to'); return n }")
+        .unwrap();
     assert_eq!(
         values(&conn, &format!("SELECT counter(0) FROM {}", series(1, 3))),
         vec![Value::Integer(1), Value::Integer(2), Value::Integer(3)]
@@ -244,11 +241,16 @@ fn a_scalar_plugin_keeps_its_world_per_connection_until_an_error() {
 fn a_plugin_that_throws_in_step_fails_the_statement_only() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&conn, "picky", "aggregate", "function init() { return 0 }\nfunction step(s, x) {\n  if (x === 3) throw new TypeError('three is not allowed');\n  return s + x\n}\nfunction final(s) { return s }").unwrap();
+    store_plugin(&conn, "picky", "aggregate", "function init() { return 0 }\nfunction step(s, x) {\n  if (x === 3) throw new TypeError('three is not allowed');\n  return s + x\n}\nfunction final(s) { return s }").unwrap();
     assert_eq!(error_of(&conn, &format!("SELECT picky(value) FROM {}", series(1, 5))), "picky: TypeError: three is not allowed (line 3)");
     assert_eq!(values(&conn, &format!("SELECT picky(value) FROM {}", series(4, 6))), vec![Value::Integer(15)]);
-    store(&conn, "slow", "aggregate", "function init() { return 0 }\nfunction step(s) { for (;;) {} }\nfunction final(s) { return s }")
-        .unwrap();
+    store_plugin(
+        &conn,
+        "slow",
+        "aggregate",
+        "function init() { return 0 }\nfunction step(s) { for (;;) {} }\nfunction final(s) { return s }",
+    )
+    .unwrap();
     assert_eq!(error_of(&conn, "SELECT slow(1)"), "slow: time limit of 1000 ms exceeded");
     assert_usable(&conn);
 }
@@ -261,7 +263,7 @@ fn edits_are_seen_by_this_and_other_connections() {
     let b = Connection::open(&path).unwrap();
     load(&b);
     a.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&a, "version", "scalar", "function main() { return 1 }").unwrap();
+    store_plugin(&a, "version", "scalar", "function main() { return 1 }").unwrap();
     assert_eq!(values(&a, "SELECT version()"), vec![Value::Integer(1)]);
     // b learns of the new plugin by reloading (it was loaded before the row existed)...
     b.query_row("SELECT js_plugins_reload()", [], |_| Ok(())).unwrap();
@@ -285,7 +287,7 @@ fn plugins_survive_closing_and_reopening_the_file() {
         let conn = Connection::open(&path).unwrap();
         load(&conn);
         conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-        store(&conn, "double", "scalar", "function main(x) { return x * 2 }").unwrap();
+        store_plugin(&conn, "double", "scalar", "function main(x) { return x * 2 }").unwrap();
     }
     let conn = Connection::open(&path).unwrap();
     load(&conn); // registers the stored plugins at load
@@ -299,9 +301,9 @@ fn broken_plugins_are_reported_with_their_name() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
     // Stored through this connection: the INSERT fails and stores nothing.
-    let err = store(&conn, "broken", "scalar", "function main( {").unwrap_err().to_string();
+    let err = store_plugin(&conn, "broken", "scalar", "function main( {").unwrap_err().to_string();
     assert!(err.starts_with("js_plugins: broken: SyntaxError:"), "{err}");
-    let err = store(&conn, "partial", "aggregate", "function init() {}\nfunction final(s) {}").unwrap_err().to_string();
+    let err = store_plugin(&conn, "partial", "aggregate", "function init() {}\nfunction final(s) {}").unwrap_err().to_string();
     assert_eq!(err, "js_plugins: partial: an aggregate plugin must define init, step, final; missing: step");
     let count: i64 = conn.query_row("SELECT count(*) FROM js_plugins", [], |r| r.get(0)).unwrap();
     assert_eq!(count, 0);
@@ -335,26 +337,26 @@ fn names_are_validated() {
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
     let main = "function main() { return 1 }";
     assert_eq!(
-        store(&conn, "sum", "scalar", main).unwrap_err().to_string(),
+        store_plugin(&conn, "sum", "scalar", main).unwrap_err().to_string(),
         "js_plugins: sum: plugin name sum would shadow the SQL function sum(); choose another name"
     );
     assert_eq!(
-        store(&conn, "json_extract", "scalar", main).unwrap_err().to_string(),
+        store_plugin(&conn, "json_extract", "scalar", main).unwrap_err().to_string(),
         "js_plugins: json_extract: plugin name json_extract would shadow the SQL function json_extract(); choose another name"
     );
     assert_eq!(
-        store(&conn, "js_thing", "scalar", main).unwrap_err().to_string(),
+        store_plugin(&conn, "js_thing", "scalar", main).unwrap_err().to_string(),
         "js_plugins: js_thing: plugin name js_thing is reserved: js_ names belong to jsbox"
     );
     assert_eq!(
-        store(&conn, "has space", "scalar", main).unwrap_err().to_string(),
+        store_plugin(&conn, "has space", "scalar", main).unwrap_err().to_string(),
         "js_plugins: has space: plugin name \"has space\" is not an identifier (letters, digits, _)"
     );
     assert_eq!(
-        store(&conn, "x", "table", main).unwrap_err().to_string(),
+        store_plugin(&conn, "x", "table", main).unwrap_err().to_string(),
         "js_plugins: x: unknown kind \"table\"; a plugin is scalar, aggregate or window"
     );
-    assert!(store(&conn, "fine_name2", "scalar", main).is_ok());
+    assert!(store_plugin(&conn, "fine_name2", "scalar", main).is_ok());
     assert_eq!(values(&conn, "SELECT fine_name2()"), vec![Value::Integer(1)]);
 }
 
@@ -374,7 +376,7 @@ fn js_plugins_functions_without_a_table() {
 fn a_window_over_an_empty_frame_is_final_of_init() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&conn, "frame_size", "window", "function init() { return 0 }\nfunction step(s) { return s + 1 }\nfunction inverse(s) { return s - 1 }\nfunction final(s) { return s }").unwrap();
+    store_plugin(&conn, "frame_size", "window", "function init() { return 0 }\nfunction step(s) { return s + 1 }\nfunction inverse(s) { return s - 1 }\nfunction final(s) { return s }").unwrap();
     // Frames beyond the partition's end are empty from the first row on.
     let got = values(
         &conn,
@@ -393,10 +395,20 @@ fn a_window_over_an_empty_frame_is_final_of_init() {
 fn js_agg_and_js_call_need_one_plugin_name() {
     let conn = open();
     conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
-    store(&conn, "a", "aggregate", "function init() { return 0 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }")
-        .unwrap();
-    store(&conn, "b", "aggregate", "function init() { return 100 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }")
-        .unwrap();
+    store_plugin(
+        &conn,
+        "a",
+        "aggregate",
+        "function init() { return 0 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }",
+    )
+    .unwrap();
+    store_plugin(
+        &conn,
+        "b",
+        "aggregate",
+        "function init() { return 100 }\nfunction step(s, x) { return s + x }\nfunction final(s) { return s }",
+    )
+    .unwrap();
     assert_eq!(
         error_of(&conn, &format!("SELECT js_agg(CASE WHEN value < 3 THEN 'a' ELSE 'b' END, value) FROM {}", series(1, 5))),
         "js_agg: the plugin name changed within a group, from a to b"

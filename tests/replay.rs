@@ -6,8 +6,7 @@
 //! (`js_plugins.updated_at`, SQLite's own clock in a default and a trigger, is set to one value
 //! before the comparison: docs/replication.md.)
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use jsbox_tests::*;
 
@@ -50,18 +49,9 @@ fn replay(script: &str, tz: &str, lang: &str, busy: bool) -> (String, String) {
     let mode = if script.contains("'deterministic', 1") { "on" } else { "off" };
     let db = temp_db(&format!("replay-{mode}-{tz}-{busy}").replace('/', "-"));
     let mut load = busy.then(|| Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap());
-    let mut child = Command::new("/usr/bin/sqlite3")
-        .arg(&db)
-        .env("TZ", tz)
-        .env("LANG", lang)
-        .env("LC_ALL", lang)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut shell = Command::new("/usr/bin/sqlite3");
+    shell.arg(&db).env("TZ", tz).env("LANG", lang).env("LC_ALL", lang);
+    let out = run_shell_script(shell, script);
     if let Some(load) = load.as_mut() {
         let _ = load.kill();
         let _ = load.wait();

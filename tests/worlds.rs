@@ -11,10 +11,6 @@ fn with_plugins() -> Connection {
     conn
 }
 
-fn store(conn: &Connection, name: &str, kind: &str, source: &str) {
-    conn.execute("INSERT INTO js_plugins(name, kind, source) VALUES (?1, ?2, ?3)", [name, kind, source]).unwrap();
-}
-
 fn debug_int(conn: &Connection, path: &str) -> i64 {
     conn.query_row(&format!("SELECT js_debug() ->> '{path}'"), [], |r| r.get(0)).unwrap()
 }
@@ -42,7 +38,7 @@ function final(s) { return JSON.stringify({ rows: s.rows, seen, leak: globalThis
 #[test]
 fn every_group_starts_from_the_loaded_world_and_sees_no_other_group() {
     let conn = with_plugins();
-    store(&conn, "globals", "aggregate", GLOBALS);
+    store_plugin(&conn, "globals", "aggregate", GLOBALS).unwrap();
     for statement in 0..3 {
         let sql = format!("SELECT g, globals(x) FROM {} GROUP BY g", groups(300, 3));
         let mut stmt = conn.prepare(&sql).unwrap();
@@ -66,7 +62,7 @@ fn every_group_starts_from_the_loaded_world_and_sees_no_other_group() {
 #[test]
 fn a_group_that_failed_leaves_nothing_behind() {
     let conn = with_plugins();
-    store(&conn, "globals", "aggregate", GLOBALS);
+    store_plugin(&conn, "globals", "aggregate", GLOBALS).unwrap();
     // Warm: the plugin's image exists and worlds are parked.
     conn.query_row(&format!("SELECT count(*) FROM (SELECT g, globals(x) FROM {} GROUP BY g)", groups(20, 2)), [], |_| Ok(())).unwrap();
     let failing = format!(
@@ -98,7 +94,7 @@ fn limits_hold_in_reused_worlds() {
         "if (x === -1) throw new Error('bad row');",
         "if (x === -2) { const a = []; for (;;) a.push(new Array(1e5).fill(1)); } if (x === -3) for (;;) {}",
     );
-    store(&conn, "hog", "window", &hog);
+    store_plugin(&conn, "hog", "window", &hog).unwrap();
     conn.query_row("SELECT js_config('time_limit_ms', 300)", [], |_| Ok(())).unwrap();
     let run = |special: i64| {
         format!(
@@ -124,7 +120,7 @@ fn limits_hold_in_reused_worlds() {
 fn a_changed_plugin_never_runs_in_a_world_of_its_old_version() {
     let conn = with_plugins();
     let version = |n: i64| GLOBALS.replace("loads, random", &format!("loads, version: {n}, random"));
-    store(&conn, "versioned", "aggregate", &version(1));
+    store_plugin(&conn, "versioned", "aggregate", &version(1)).unwrap();
     let versions = |conn: &Connection| -> Vec<i64> {
         conn.prepare(&format!("SELECT versioned(x) ->> '$.version' FROM {} GROUP BY g", groups(10, 2)))
             .unwrap()
@@ -148,12 +144,12 @@ fn a_changed_plugin_never_runs_in_a_world_of_its_old_version() {
 fn groups_that_grow_their_memory_do_not_pile_up() {
     let conn = with_plugins();
     // Each group allocates 8 MiB beyond what the loaded world holds, then lets it go.
-    store(
+    store_plugin(
         &conn,
         "grower",
         "aggregate",
         "function init() { return []; } function step(s, x) { s.push(new Float64Array(1 << 20).fill(x)); return s; } function final(s) { return s.length; }",
-    );
+    ).unwrap();
     let sql = format!("SELECT count(*), sum(n) FROM (SELECT g, grower(x) AS n FROM {} GROUP BY g)", groups(50, 1));
     let mut in_use = Vec::new();
     for _ in 0..3 {

@@ -14,6 +14,7 @@ mod direct;
 mod eval;
 mod info;
 pub mod plugins;
+mod tokens;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

@@ -2,101 +2,20 @@
 //! and tables (generated columns, CHECK constraints) whose stored values a deterministic
 //! plugin computed, and which must not see it change (`js_plugins_in_use`).
 //!
-//! The schema's SQL is read token by token, as SQLite reads it: comments and string literals are
-//! skipped, and quoted identifiers (`"km"`, `[km]`, `` `km` ``) are the names they quote. A call
-//! is the name followed by `(`; the same after `TABLE`, `ON`, `REFERENCES`, `INTO`, `EXISTS`,
-//! `INDEX`, `VIEW` or `TRIGGER` names a table, not a function.
+//! The schema's SQL is read token by token (`sql::tokens`, as for the statements `direct` checks):
+//! comments and string literals are skipped, and quoted identifiers (`"km"`, `[km]`, `` `km` ``)
+//! are the names they quote. A call is the name followed by `(`; the same after `TABLE`, `ON`,
+//! `REFERENCES`, `INTO`, `EXISTS`, `INDEX`, `VIEW` or `TRIGGER` names a table, not a function.
 
 use rusqlite::Connection;
 
 use crate::error::PluginError;
 
-/// One token of SQL, as far as finding calls needs.
-#[derive(Debug, PartialEq)]
-enum Token {
-    /// An identifier or keyword: its text (unquoted), lower-cased.
-    Name(String),
-    /// `(`.
-    Open,
-    /// Anything else (a literal, an operator).
-    Other,
-}
-
-fn tokens(sql: &str) -> Vec<Token> {
-    let chars: Vec<char> = sql.chars().collect();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    let quoted = |i: &mut usize, close: char| -> String {
-        let mut text = String::new();
-        *i += 1;
-        while *i < chars.len() {
-            if chars[*i] == close {
-                // A doubled closing quote is the quote itself (not for `]`).
-                if close != ']' && chars.get(*i + 1) == Some(&close) {
-                    text.push(close);
-                    *i += 2;
-                    continue;
-                }
-                *i += 1;
-                break;
-            }
-            text.push(chars[*i]);
-            *i += 1;
-        }
-        text
-    };
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            _ if c.is_whitespace() => i += 1,
-            '-' if chars.get(i + 1) == Some(&'-') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '/' if chars.get(i + 1) == Some(&'*') => {
-                i += 2;
-                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                    i += 1;
-                }
-                i += 2;
-            }
-            '\'' => {
-                quoted(&mut i, '\'');
-                tokens.push(Token::Other);
-            }
-            '"' => tokens.push(Token::Name(quoted(&mut i, '"').to_lowercase())),
-            '`' => tokens.push(Token::Name(quoted(&mut i, '`').to_lowercase())),
-            '[' => tokens.push(Token::Name(quoted(&mut i, ']').to_lowercase())),
-            '(' => {
-                tokens.push(Token::Open);
-                i += 1;
-            }
-            _ if c.is_alphanumeric() || c == '_' || c == '$' || !c.is_ascii() => {
-                let start = i;
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$' || !chars[i].is_ascii()) {
-                    i += 1;
-                }
-                tokens.push(Token::Name(chars[start..i].iter().collect::<String>().to_lowercase()));
-            }
-            _ => {
-                tokens.push(Token::Other);
-                i += 1;
-            }
-        }
-    }
-    tokens
-}
-
-/// Whether `sql` calls function `name` (ASCII case ignored, as SQLite does).
+/// Whether `sql` calls function `name` (ASCII case ignored, as SQLite does); not a table named
+/// like it.
 pub fn calls(sql: &str, name: &str) -> bool {
     const TABLE_BEFORE: [&str; 8] = ["table", "on", "references", "into", "exists", "index", "view", "trigger"];
-    let name = name.to_lowercase();
-    let tokens = tokens(sql);
-    tokens.iter().enumerate().any(|(i, token)| {
-        let after_table_word = i > 0 && matches!(&tokens[i - 1], Token::Name(word) if TABLE_BEFORE.contains(&word.as_str()));
-        *token == Token::Name(name.clone()) && tokens.get(i + 1) == Some(&Token::Open) && !after_table_word
-    })
+    crate::sql::tokens::calls_unless_after(sql, name, &TABLE_BEFORE)
 }
 
 /// The indexes and tables of every schema of the connection (main, temp, attached) whose SQL
