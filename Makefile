@@ -79,9 +79,11 @@ test-e2e: build
 
 # jsbox side by side with sqlite-js (fetched with npm into target/peers) and plain SQL, in one
 # sqlite3 process: 1,000,000 rows (bench) or 10,000 (bench-quick); then the sandbox's own costs.
+# `make bench ONLY=W4,W6` runs those workloads only (ids or prefixes: W9 is every W9 input;
+# W5, W7, W8, W11 and W13 are whole sections) and prints them, keeping the full run's results.
 bench: build
-	$(CARGO) run --release -p jsbox-bench
-	$(CARGO) bench -p sqlite-jsbox --features loadable_extension --bench sandbox
+	$(CARGO) run --release -p jsbox-bench -- $(if $(ONLY),--only $(ONLY))
+	$(if $(ONLY),,$(CARGO) bench -p sqlite-jsbox --features loadable_extension --bench sandbox)
 
 bench-quick: build
 	$(CARGO) run --release -p jsbox-bench -- --quick

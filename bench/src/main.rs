@@ -33,8 +33,9 @@ fn main() {
         std::process::exit(if jsbox_bench::soak::run(&jsbox_testkit::extension_path(), calls) { 0 } else { 1 });
     }
     let quick = args.iter().any(|a| a == "--quick");
+    let only = Only::from_args(&args);
     let rows: u64 = if quick { 10_000 } else { 1_000_000 };
-    let rounds = if quick { 3 } else { 5 };
+    let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(if quick { 3 } else { 5 });
     let target = repo().join("target");
     let bench_dir = target.join("bench");
     std::fs::create_dir_all(&bench_dir).unwrap();
@@ -44,16 +45,23 @@ fn main() {
     let seed = repo().join("fixtures/seed_track_points.json");
 
     let load_before = loadavg();
-    let workloads = sql::workloads(rows, sqlite_js.is_some());
+    let mut workloads = sql::workloads(rows, sqlite_js.is_some());
+    workloads.retain(|w| only.wants(w.id));
     let script = sql::script(&workloads, rounds, &jsbox, sqlite_js.as_deref(), &seed);
-    let timings = run_shell(&db, &script);
-    let process = process_startup(&jsbox, sqlite_js.as_deref(), if quick { 10 } else { 20 });
-    let plugin_load = load_with_plugins(&jsbox, &plugins_db(&bench_dir, PLUGIN_ROWS), if quick { 3 } else { 5 });
-    let capped = capped_address_space(&db, &workloads, &jsbox, &seed, rounds);
+    let timings = if workloads.is_empty() { HashMap::new() } else { run_shell(&db, &script) };
+    let process = if only.wants("W5") { process_startup(&jsbox, sqlite_js.as_deref(), if quick { 10 } else { 20 }) } else { HashMap::new() };
+    let plugin_load =
+        if only.wants("W11") { load_with_plugins(&jsbox, &plugins_db(&bench_dir, PLUGIN_ROWS), if quick { 3 } else { 5 }) } else { HashMap::new() };
+    let capped = if only.wants("W13") { capped_address_space(&db, &workloads, &jsbox, &seed, rounds) } else { HashMap::new() };
     let engines = engines(&jsbox, sqlite_js.as_deref());
-    let threads = threads(&db, &engines, rows, rounds);
-    let memory = memory(&db, &engines, &jsbox, sqlite_js.as_deref(), rows);
+    let threads = if only.wants("W7") { threads(&db, &engines, rows, rounds) } else { serde_json::Value::Null };
+    let memory = if only.wants("W8") { memory(&db, &engines, &jsbox, sqlite_js.as_deref(), rows) } else { serde_json::Value::Null };
     let load_after = loadavg();
+    if !only.all() {
+        // A partial run: printed, not written over the full run's results and chart.
+        report(&workloads, &timings, &process, &plugin_load, rows, rounds, &load_before, &load_after);
+        return;
+    }
 
     let mut results = report(&workloads, &timings, &process, &plugin_load, rows, rounds, &load_before, &load_after);
     results["w13_capped_address_space"] = report_capped(&workloads, &capped);
@@ -65,6 +73,25 @@ fn main() {
     let chart = bench_dir.join("w9-growth.svg");
     std::fs::write(&chart, growth_chart(&workloads, &timings, rows)).unwrap();
     println!("W9 chart written to {}", chart.display());
+}
+
+/// `--only W4,W2a,W5`: the workloads a run is limited to, by id or id prefix (`W9` is every
+/// W9 input, `W1` only W1), for comparing one change quickly; a full run has none.
+struct Only(Vec<String>);
+
+impl Only {
+    fn from_args(args: &[String]) -> Self {
+        let list = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1));
+        Only(list.map(|l| l.split(',').map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()).collect()).unwrap_or_default())
+    }
+
+    fn all(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn wants(&self, id: &str) -> bool {
+        self.all() || self.0.iter().any(|want| id == want || (id.starts_with(want.as_str()) && !id[want.len()..].starts_with(char::is_numeric)))
+    }
 }
 
 /// The engines of this run, with the extension each loads.
