@@ -49,9 +49,13 @@ fn main() {
     workloads.retain(|w| only.wants(w.id));
     let script = sql::script(&workloads, rounds, &jsbox, sqlite_js.as_deref(), &seed);
     let timings = if workloads.is_empty() { HashMap::new() } else { run_shell(&db, &script) };
-    let process = if only.wants("W5") { process_startup(&jsbox, sqlite_js.as_deref(), if quick { 10 } else { 20 }) } else { HashMap::new() };
-    let plugin_load =
-        if only.wants("W11") { load_with_plugins(&jsbox, &plugins_db(&bench_dir, PLUGIN_ROWS), if quick { 3 } else { 5 }) } else { HashMap::new() };
+    let process =
+        if only.wants("W5") { process_startup(&jsbox, sqlite_js.as_deref(), if quick { 10 } else { 20 }) } else { HashMap::new() };
+    let plugin_load = if only.wants("W11") {
+        load_with_plugins(&jsbox, &plugins_db(&bench_dir, PLUGIN_ROWS), if quick { 3 } else { 5 })
+    } else {
+        HashMap::new()
+    };
     let capped = if only.wants("W13") { capped_address_space(&db, &workloads, &jsbox, &seed, rounds) } else { HashMap::new() };
     let engines = engines(&jsbox, sqlite_js.as_deref());
     let threads = if only.wants("W7") { threads(&db, &engines, rows, rounds) } else { serde_json::Value::Null };
@@ -90,7 +94,8 @@ impl Only {
     }
 
     fn wants(&self, id: &str) -> bool {
-        self.all() || self.0.iter().any(|want| id == want || (id.starts_with(want.as_str()) && !id[want.len()..].starts_with(char::is_numeric)))
+        self.all()
+            || self.0.iter().any(|want| id == want || (id.starts_with(want.as_str()) && !id[want.len()..].starts_with(char::is_numeric)))
     }
 }
 

@@ -2,11 +2,11 @@
 //! how a request is written into a guest instance and its response read back. The byte encoding
 //! itself lives in the shared `jsbox-abi` crate.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 
 pub use jsbox_abi::Input;
 use jsbox_abi::{export_names as names, named_bytes, unpack_ptr_len, ModuleKind, PluginKind, PluginOp};
-use wasmtime::{Extern, Instance, Memory, Module, ModuleExport, Store, TypedFunc};
+use wasmtime::{Extern, Instance, Memory, Module, ModuleExport, Store, TypedFunc, WasmParams, WasmResults};
 
 use crate::error::CallError;
 
@@ -57,69 +57,84 @@ impl GuestExports {
     }
 }
 
-/// The exports of one live guest instance.
+/// The exports of one live guest instance. The memory is bound at once; each function at its
+/// first use ([`Lazy`]): an instance calls two or three of its twelve, and typing a function
+/// (wasmtime looks its type up in the engine's registry and counts a reference) cost a tenth of
+/// a fresh world's time when all twelve were bound up front.
 pub struct Guest {
     memory: Memory,
+    instance: Instance,
     /// Bytes the guest's request buffer holds (its last `jsbox_alloc(len)` made `len + 1`): a
     /// request that fits, with its NUL, is written in place without crossing into the guest.
     request_capacity: Cell<usize>,
     /// Where that buffer is in guest memory.
     request_at: Cell<usize>,
-    alloc: TypedFunc<u32, u32>,
-    script_compile: TypedFunc<u32, u64>,
-    eval: TypedFunc<(u32, u32, u32, u64), u64>,
-    console: TypedFunc<(), u64>,
-    info: TypedFunc<(), u64>,
-    plugin_compile: TypedFunc<(u32, u32), u64>,
-    plugin_load: TypedFunc<(u32, u32, u64), u64>,
-    plugin_call: TypedFunc<(u32, u32, u32, u32), u64>,
-    reseed: TypedFunc<u64, ()>,
-    module_compile: TypedFunc<(u32, u32), u64>,
-    modules_add: TypedFunc<u32, u64>,
-    determinism: TypedFunc<(u64, u64, u32), ()>,
+    alloc: Lazy<u32, u32>,
+    script_compile: Lazy<u32, u64>,
+    eval: Lazy<(u32, u32, u32, u64), u64>,
+    console: Lazy<(), u64>,
+    info: Lazy<(), u64>,
+    plugin_compile: Lazy<(u32, u32), u64>,
+    plugin_load: Lazy<(u32, u32, u64), u64>,
+    plugin_call: Lazy<(u32, u32, u32, u32), u64>,
+    reseed: Lazy<u64, ()>,
+    module_compile: Lazy<(u32, u32), u64>,
+    modules_add: Lazy<u32, u64>,
+    determinism: Lazy<(u64, u64, u32), ()>,
+}
+
+/// A guest function, bound at its first use.
+struct Lazy<P, R> {
+    export: &'static ModuleExport,
+    func: OnceCell<TypedFunc<P, R>>,
+}
+
+impl<P: WasmParams, R: WasmResults> Lazy<P, R> {
+    fn new(export: &'static ModuleExport) -> Self {
+        Lazy { export, func: OnceCell::new() }
+    }
+
+    fn get<T>(&self, store: &mut Store<T>, instance: Instance) -> GuestResult<&TypedFunc<P, R>> {
+        if let Some(func) = self.func.get() {
+            return Ok(func);
+        }
+        let func = instance
+            .get_module_export(&mut *store, self.export)
+            .ok_or_else(|| wasmtime::Error::msg("guest export missing from instance"))?
+            .into_func()
+            .ok_or_else(|| wasmtime::Error::msg("guest export is not a function"))?
+            .typed(&*store)?;
+        Ok(self.func.get_or_init(|| func))
+    }
 }
 
 /// A guest call failed before a response existed: a trap (limit, fault) or a protocol error.
 pub type GuestResult<T> = Result<T, wasmtime::Error>;
 
 impl Guest {
-    pub fn bind<T>(store: &mut Store<T>, instance: &Instance, exports: &GuestExports) -> GuestResult<Self> {
-        let mut get = |export: &ModuleExport| {
-            instance.get_module_export(&mut *store, export).ok_or_else(|| wasmtime::Error::msg("guest export missing from instance"))
+    pub fn bind<T>(store: &mut Store<T>, instance: &Instance, exports: &'static GuestExports) -> GuestResult<Self> {
+        let memory = match instance.get_module_export(&mut *store, &exports.memory) {
+            Some(Extern::Memory(memory)) => memory,
+            Some(_) => return Err(wasmtime::Error::msg("guest `memory` is not a memory")),
+            None => return Err(wasmtime::Error::msg("guest export missing from instance")),
         };
-        let memory = match get(&exports.memory)? {
-            Extern::Memory(memory) => memory,
-            _ => return Err(wasmtime::Error::msg("guest `memory` is not a memory")),
-        };
-        let func = |ext: Extern| ext.into_func().ok_or_else(|| wasmtime::Error::msg("guest export is not a function"));
-        let alloc = func(get(&exports.alloc)?)?;
-        let script_compile = func(get(&exports.script_compile)?)?;
-        let eval = func(get(&exports.eval)?)?;
-        let console = func(get(&exports.console)?)?;
-        let info = func(get(&exports.info)?)?;
-        let plugin_compile = func(get(&exports.plugin_compile)?)?;
-        let plugin_load = func(get(&exports.plugin_load)?)?;
-        let plugin_call = func(get(&exports.plugin_call)?)?;
-        let reseed = func(get(&exports.reseed)?)?;
-        let module_compile = func(get(&exports.module_compile)?)?;
-        let modules_add = func(get(&exports.modules_add)?)?;
-        let determinism = func(get(&exports.determinism)?)?;
         Ok(Guest {
             memory,
+            instance: *instance,
             request_capacity: Cell::new(0),
             request_at: Cell::new(0),
-            alloc: alloc.typed(&*store)?,
-            script_compile: script_compile.typed(&*store)?,
-            eval: eval.typed(&*store)?,
-            console: console.typed(&*store)?,
-            info: info.typed(&*store)?,
-            plugin_compile: plugin_compile.typed(&*store)?,
-            plugin_load: plugin_load.typed(&*store)?,
-            plugin_call: plugin_call.typed(&*store)?,
-            reseed: reseed.typed(&*store)?,
-            module_compile: module_compile.typed(&*store)?,
-            modules_add: modules_add.typed(&*store)?,
-            determinism: determinism.typed(&*store)?,
+            alloc: Lazy::new(&exports.alloc),
+            script_compile: Lazy::new(&exports.script_compile),
+            eval: Lazy::new(&exports.eval),
+            console: Lazy::new(&exports.console),
+            info: Lazy::new(&exports.info),
+            plugin_compile: Lazy::new(&exports.plugin_compile),
+            plugin_load: Lazy::new(&exports.plugin_load),
+            plugin_call: Lazy::new(&exports.plugin_call),
+            reseed: Lazy::new(&exports.reseed),
+            module_compile: Lazy::new(&exports.module_compile),
+            modules_add: Lazy::new(&exports.modules_add),
+            determinism: Lazy::new(&exports.determinism),
         })
     }
 
@@ -128,7 +143,7 @@ impl Guest {
     fn write_request<T>(&self, store: &mut Store<T>, len: usize, write: impl FnOnce(&mut [u8])) -> GuestResult<u32> {
         let len32 = u32::try_from(len).map_err(|_| wasmtime::Error::msg("request over 4 GiB"))?;
         if len >= self.request_capacity.get() {
-            self.request_at.set(self.alloc.call(&mut *store, len32)? as usize);
+            self.request_at.set(self.alloc.get(store, self.instance)?.call(&mut *store, len32)? as usize);
             self.request_capacity.set(len + 1);
         }
         let at = self.request_at.get();
@@ -146,7 +161,7 @@ impl Guest {
     /// Compiles a script without running it; hands the encoded response (bytecode or syntax
     /// error) to `read`.
     pub fn script_compile<T, R>(&self, store: &mut Store<T>, source: &[u8], read: impl FnOnce(&[u8]) -> R) -> GuestResult<R> {
-        self.exchange(store, source, |store, len| self.script_compile.call(store, len), read)
+        self.exchange(store, source, |store, len| self.script_compile.get(store, self.instance)?.call(&mut *store, len), read)
     }
 
     /// Runs a compiled script with `input` and hands the encoded response to `read` while the
@@ -164,7 +179,10 @@ impl Guest {
             code.copy_from_slice(bytecode);
             input.write_to(input_buf);
         })?;
-        let packed = self.eval.call(&mut *store, (bytecode.len() as u32, input.kind() as u32, input.len() as u32, seed))?;
+        let packed = self
+            .eval
+            .get(store, self.instance)?
+            .call(&mut *store, (bytecode.len() as u32, input.kind() as u32, input.len() as u32, seed))?;
         Ok(read(self.read(store, packed)?))
     }
 
@@ -176,7 +194,12 @@ impl Guest {
         kind: PluginKind,
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
-        self.exchange(store, source, |store, len| self.plugin_compile.call(store, (len, kind as u32)), read)
+        self.exchange(
+            store,
+            source,
+            |store, len| self.plugin_compile.get(store, self.instance)?.call(&mut *store, (len, kind as u32)),
+            read,
+        )
     }
 
     /// Loads plugin bytecode into this instance.
@@ -188,7 +211,12 @@ impl Guest {
         seed: u64,
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
-        self.exchange(store, bytecode, |store, len| self.plugin_load.call(store, (len, kind as u32, seed)), read)
+        self.exchange(
+            store,
+            bytecode,
+            |store, len| self.plugin_load.get(store, self.instance)?.call(&mut *store, (len, kind as u32, seed)),
+            read,
+        )
     }
 
     /// Calls the loaded plugin over `rows` rows of `nargs` encoded arguments.
@@ -201,18 +229,23 @@ impl Guest {
         args: &[u8],
         read: impl FnOnce(&[u8]) -> R,
     ) -> GuestResult<R> {
-        self.exchange(store, args, |store, len| self.plugin_call.call(store, (op as u32, rows, nargs, len)), read)
+        self.exchange(
+            store,
+            args,
+            |store, len| self.plugin_call.get(store, self.instance)?.call(&mut *store, (op as u32, rows, nargs, len)),
+            read,
+        )
     }
 
     /// Sets deterministic mode for the next call: a budget of `budget` interrupt checks (0:
     /// none), and `Math.random` reseeded at each row from `row_seed` and the row, if given.
     pub fn determinism<T>(&self, store: &mut Store<T>, budget: u64, row_seed: Option<u64>) -> GuestResult<()> {
-        self.determinism.call(store, (budget, row_seed.unwrap_or(0), u32::from(row_seed.is_some())))
+        self.determinism.get(store, self.instance)?.call(&mut *store, (budget, row_seed.unwrap_or(0), u32::from(row_seed.is_some())))
     }
 
     /// Reseeds `Math.random` (in an instance started from a loaded world's image).
     pub fn reseed<T>(&self, store: &mut Store<T>, seed: u64) -> GuestResult<()> {
-        self.reseed.call(store, seed)
+        self.reseed.get(store, self.instance)?.call(&mut *store, seed)
     }
 
     /// Compiles stored module `name` of `kind`; hands the encoded response (bytecode or error)
@@ -227,12 +260,17 @@ impl Guest {
     ) -> GuestResult<R> {
         let mut request = Vec::with_capacity(name.len() + source.len() + 8);
         named_bytes::encode_into(&mut request, name, source);
-        self.exchange(store, &request, |store, len| self.module_compile.call(store, (len, kind as u32)), read)
+        self.exchange(
+            store,
+            &request,
+            |store, len| self.module_compile.get(store, self.instance)?.call(&mut *store, (len, kind as u32)),
+            read,
+        )
     }
 
     /// Gives the instance modules to import: encoded `named_bytes` (name, bytecode).
     pub fn modules_add<T, R>(&self, store: &mut Store<T>, modules: &[u8], read: impl FnOnce(&[u8]) -> R) -> GuestResult<R> {
-        self.exchange(store, modules, |store, len| self.modules_add.call(store, len), read)
+        self.exchange(store, modules, |store, len| self.modules_add.get(store, self.instance)?.call(&mut *store, len), read)
     }
 
     /// Forgets where the guest's request buffer is (its memory was reset to an image): the next
@@ -262,13 +300,13 @@ impl Guest {
 
     /// The console output the last call captured.
     pub fn console<'s, T>(&self, store: &'s mut Store<T>) -> GuestResult<&'s [u8]> {
-        let packed = self.console.call(&mut *store, ())?;
+        let packed = self.console.get(store, self.instance)?.call(&mut *store, ())?;
         self.read(store, packed)
     }
 
     /// The guest's self-description (JSON).
     pub fn info<'s, T>(&self, store: &'s mut Store<T>) -> GuestResult<&'s [u8]> {
-        let packed = self.info.call(&mut *store, ())?;
+        let packed = self.info.get(store, self.instance)?.call(&mut *store, ())?;
         self.read(store, packed)
     }
 
