@@ -424,14 +424,16 @@ impl Sandbox {
         let deterministic = self.limits.deterministic;
         let settings = (deterministic || self.determinism_set).then(|| (self.limits.check_budget(), self.row_seed));
         self.determinism_set = deterministic;
-        let result = crate::wasi::with_determinism(deterministic, || {
+        let call = || {
             native_stack::on_guest_stack(|| {
                 if let Some((budget, row_seed)) = settings {
                     self.guest.determinism(&mut self.store, budget, row_seed)?;
                 }
                 f(&self.guest, &mut self.store)
             })
-        });
+        };
+        // (Two thread-local accesses saved per call in normal mode: see `with_determinism`.)
+        let result = if deterministic { crate::wasi::with_determinism(true, call) } else { call() };
         let state = self.store.data();
         match result {
             Ok(Ok(value)) => Ok(value),

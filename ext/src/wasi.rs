@@ -29,11 +29,17 @@ thread_local! {
 }
 
 /// Runs `f` (which calls into the guest) with the clock and `random_get` deterministic or not.
+/// Outside such a call the flag is off (it is restored even when `f` unwinds), so a call in
+/// normal mode, which cannot be nested in a deterministic one, need not come through here.
 pub fn with_determinism<R>(deterministic: bool, f: impl FnOnce() -> R) -> R {
-    let before = DETERMINISTIC.replace(deterministic);
-    let result = f();
-    DETERMINISTIC.set(before);
-    result
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DETERMINISTIC.set(self.0);
+        }
+    }
+    let _restore = Restore(DETERMINISTIC.replace(deterministic));
+    f()
 }
 
 /// Adds the WASI imports to `linker`.

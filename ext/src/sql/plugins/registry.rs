@@ -288,7 +288,12 @@ impl Registry {
         if let Err(e) = check(name, entry, Use::Scalar, Some(args.len()), registered, promised) {
             return Some(Err(e));
         }
-        Some(self.run_kept(name, args))
+        // The entry found is used as it is (one lookup per row, not two).
+        let (result, grown) = run_in_kept_world(entry, self.clock, args);
+        if let Some(bytes) = grown {
+            self.trim_worlds(name, bytes);
+        }
+        Some(result)
     }
 
     /// Runs scalar plugin `name`'s `main` on `args` in its kept world, (re)creating the world
@@ -343,21 +348,9 @@ impl Registry {
 
     fn run_kept<'a>(&mut self, name: &str, args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone) -> Result<SqlValue, CallError> {
         let entry = self.entries.get_mut(name).expect("the caller found it");
-        entry.last_used = self.clock;
-        let kept = entry.world.as_mut().expect("the caller made it");
-        let result = kept.world.main(args);
-        if !(kept.world.console().is_empty() && entry.console.is_empty()) {
-            entry.console = kept.world.console().to_owned();
-        }
-        if result.is_err() {
-            entry.world = None;
-            return result;
-        }
-        let memory_bytes = kept.world.memory_bytes();
-        if memory_bytes > kept.memory_bytes {
-            kept.memory_bytes = memory_bytes;
-            let half_budget = kept.world.budget_bytes() / 2;
-            self.trim_worlds(name, half_budget);
+        let (result, grown) = run_in_kept_world(entry, self.clock, args);
+        if let Some(bytes) = grown {
+            self.trim_worlds(name, bytes);
         }
         result
     }
@@ -491,6 +484,32 @@ impl Registry {
 /// The row of `entry` if it can serve `usage` with `argc` arguments through a function
 /// `registered` as such (`None`: through js_call/js_agg).
 /// `promised`: its function was registered as `SQLITE_DETERMINISTIC`, which the row must still be.
+/// Runs `main` on `args` in `entry`'s kept world, which must exist; after an error the world is
+/// dropped (the next call starts from a fresh one). Also returns, when the world's memory grew,
+/// the bytes the connection's kept worlds may hold together, for the caller to trim them to.
+fn run_in_kept_world<'a>(
+    entry: &mut Entry,
+    clock: u64,
+    args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone,
+) -> (Result<SqlValue, CallError>, Option<u64>) {
+    entry.last_used = clock;
+    let kept = entry.world.as_mut().expect("the caller made it");
+    let result = kept.world.main(args);
+    if !(kept.world.console().is_empty() && entry.console.is_empty()) {
+        entry.console = kept.world.console().to_owned();
+    }
+    if result.is_err() {
+        entry.world = None;
+        return (result, None);
+    }
+    let memory_bytes = kept.world.memory_bytes();
+    if memory_bytes <= kept.memory_bytes {
+        return (result, None);
+    }
+    kept.memory_bytes = memory_bytes;
+    (result, Some(kept.world.budget_bytes() / 2))
+}
+
 fn check<'e>(
     name: &str,
     entry: &'e Entry,
