@@ -147,6 +147,71 @@ fn json_input_builds_what_json_parse_builds() {
     assert_eq!(eval(&conn, "data.a[1][1].b", texts[0].as_str()).unwrap(), Value::Null);
 }
 
+/// The builder keeps the shapes of the key sequences it has seen alive (guest/src/json.rs), so
+/// that objects like the previous ones share them: each object still has exactly its own keys,
+/// in its own order, whatever the objects before it had.
+#[test]
+fn objects_built_from_kept_shapes_keep_their_own_keys() {
+    let conn = open_patient();
+    let objects = [
+        r#"{"a":1,"b":2}"#,
+        r#"{"b":3,"a":4}"#,
+        r#"{"a":5}"#,
+        r#"{"a":6,"b":7,"c":8}"#,
+        r#"{"a":9,"a":10}"#,
+        r#"{"__proto__":11,"a":12}"#,
+        r#"{"1":13,"a":14,"0":15}"#,
+        r#"{"a":{"a":{"b":16}},"b":[{"b":17,"a":18}]}"#,
+    ];
+    // Past what the builder follows: 40 keys in one object, and 3,000 distinct key sequences.
+    let wide = format!("{{{}}}", (0..40).map(|i| format!(r#""w{i}":{i}"#)).collect::<Vec<_>>().join(","));
+    let many: Vec<String> = (0..3000).map(|i| format!(r#"{{"m{i}":{i},"a":{i}}}"#)).collect();
+    let text = format!("[{},{wide},{}]", objects.join(","), many.join(","));
+    let literal = serde_json::to_string(&text).unwrap();
+    let script = format!(
+        "const parsed = JSON.parse({literal});
+         const keys = (o) => Object.keys(o).join();
+         data.every((o, i) => JSON.stringify(o) === JSON.stringify(parsed[i]) && keys(o) === keys(parsed[i])
+           && Object.getPrototypeOf(o) === Object.prototype) && Object.hasOwn(data[5], '__proto__') ? 'same' : JSON.stringify(data)"
+    );
+    assert_eq!(eval(&conn, &script, text.as_str()).unwrap(), Value::Text("same".into()));
+
+    // Row after row in one aggregate world, where the shapes outlive the rows that made them.
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store_plugin(
+        &conn,
+        "key_orders",
+        "aggregate",
+        "function init() { return []; }
+         function step(s, o) { s.push(Object.keys(o).join('.') + '=' + JSON.stringify(o)); return s; }
+         function final(s) { return s.join(' '); }",
+    )
+    .unwrap();
+    let rows: Vec<&str> = objects.iter().copied().filter(|o| !o.contains(r#""a":9"#) && !o.contains(r#""1":13"#)).collect();
+    let values = rows.iter().map(|o| format!("('{o}')")).collect::<Vec<_>>().join(",");
+    let got: String = conn.query_row(&format!("SELECT key_orders(column1) FROM (VALUES {values})"), [], |r| r.get(0)).unwrap();
+    // Compact objects without repeated or integer keys: JSON.stringify gives back the text, and
+    // the keys are the top-level names in the order written.
+    let expected: Vec<String> = rows
+        .iter()
+        .map(|o| {
+            let top: serde_json::Map<String, serde_json::Value> = serde_json::from_str(o).unwrap();
+            let mut keys: Vec<(usize, &String)> = top.keys().map(|k| (o.find(&format!("\"{k}\":")).unwrap(), k)).collect();
+            keys.sort();
+            format!("{}={o}", keys.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>().join("."))
+        })
+        .collect();
+    assert_eq!(got, expected.join(" "));
+}
+
+/// An object of 100,000 keys is built in linear time: the shapes kept are for short objects.
+#[test]
+fn an_object_of_a_hundred_thousand_keys_within_the_default_limits() {
+    let conn = open();
+    let text = format!("{{{}}}", (0..100_000).map(|i| format!(r#""key{i}":{i}"#)).collect::<Vec<_>>().join(","));
+    assert_eq!(eval(&conn, "Object.keys(data).length", text.as_str()).unwrap(), Value::Integer(100_000));
+}
+
 #[test]
 fn null_and_empty_scripts() {
     let conn = open();

@@ -31,6 +31,77 @@ thread_local! {
     static ELEMENTS: RefCell<Vec<qjs::JSValue>> = const { RefCell::new(Vec::new()) };
     /// Object keys seen before, with the atom that holds a reference for the cache.
     static KEY_ATOMS: RefCell<HashMap<Box<str>, qjs::JSAtom, FnvBuildHasher>> = RefCell::new(HashMap::default());
+    /// The key sequences of objects built before: see [`Shapes`].
+    static SHAPES: RefCell<Shapes> = RefCell::new(Shapes::default());
+}
+
+/// Key sequences (object shapes) the instance keeps alive, at most, and the most keys of one
+/// that it follows (an anchor of n keys costs n definitions: a longer object, which the keeping
+/// would make quadratic, is built as QuickJS builds it anyway).
+const MAX_KEPT_SHAPES: usize = 2048;
+const MAX_KEPT_SHAPE_KEYS: usize = 32;
+
+/// Keeps the shape of every prefix of the key sequences seen (`{}`, `{type}`, `{type,
+/// properties}`, ...) alive, each held by an anchor: an empty-valued object of that shape that no
+/// script can reach. QuickJS shares the shapes it can find in its shape table: an object that adds
+/// a key to a shape another object holds moves to the existing next shape instead of making one.
+/// Without anchors, the shapes of a row's objects die with them, and the next row's identical
+/// objects each allocate and grow a shape of their own, key by key.
+#[derive(Default)]
+struct Shapes {
+    /// (prefix, key) → the longer prefix: indices into `anchors`, 0 being `{}`.
+    next: HashMap<(u32, qjs::JSAtom), u32, FnvBuildHasher>,
+    /// Each prefix's anchor, its parent prefix and last key.
+    anchors: Vec<(qjs::JSValue, u32, qjs::JSAtom)>,
+}
+
+impl Shapes {
+    /// Makes sure the shape `prefix` + `key` is alive; returns it, or `None` where the kept
+    /// shapes are full or the anchor could not be made (out of memory: the object is then
+    /// built without).
+    fn extend(&mut self, ctx: *mut qjs::JSContext, prefix: u32, key: qjs::JSAtom) -> Option<u32> {
+        if let Some(&next) = self.next.get(&(prefix, key)) {
+            return Some(next);
+        }
+        if self.anchors.len() >= MAX_KEPT_SHAPES {
+            return None;
+        }
+        if self.anchors.is_empty() {
+            // SAFETY: a new object of this context, owned by the anchor list.
+            let root = unsafe { qjs::JS_NewObject(ctx) };
+            // SAFETY: a tag check.
+            if unsafe { qjs::JS_IsException(root) } {
+                return None;
+            }
+            self.anchors.push((root, 0, qjs::JS_ATOM_NULL as qjs::JSAtom));
+        }
+        let mut keys = vec![key];
+        let mut at = prefix;
+        while at != 0 {
+            let (_, parent, key) = self.anchors[at as usize];
+            keys.push(key);
+            at = parent;
+        }
+        // SAFETY: a new object of this context; its keys are atoms the key cache holds (only
+        // cached atoms are followed), each defined with an undefined value as the JSON builder
+        // defines them (`JS_PROP_C_W_E`). On failure the object is freed.
+        unsafe {
+            let anchor = qjs::JS_NewObject(ctx);
+            if qjs::JS_IsException(anchor) {
+                return None;
+            }
+            for &key in keys.iter().rev() {
+                if qjs::JS_DefinePropertyValue(ctx, anchor, key, qjs::JS_UNDEFINED, qjs::JS_PROP_C_W_E as _) < 0 {
+                    qjs::JS_FreeValue(ctx, anchor);
+                    return None;
+                }
+            }
+            self.anchors.push((anchor, prefix, key));
+        }
+        let next = (self.anchors.len() - 1) as u32;
+        self.next.insert((prefix, key), next);
+        Some(next)
+    }
 }
 
 /// Parses `input` as JSON into a JS value.
@@ -190,12 +261,19 @@ impl<'de> Visitor<'de> for Builder {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         // SAFETY: a new object of this context, owned by `object`.
         let object = self.checked::<A::Error>(unsafe { qjs::JS_NewObject(self.0) })?;
+        // The kept shape this object has so far (`None`: not followed).
+        let mut shape = Some(0);
+        let mut keys = 0;
         while let Some(key) = map.next_key_seed(KeySeed)? {
+            keys += 1;
             let value = map.next_value_seed(self)?;
             let (atom, owned_atom) = self.key_atom(&key);
             if atom == qjs::JS_ATOM_NULL as qjs::JSAtom {
                 return Err(js_failure());
             }
+            shape = shape
+                .filter(|_| !owned_atom && keys <= MAX_KEPT_SHAPE_KEYS)
+                .and_then(|prefix| SHAPES.with_borrow_mut(|shapes| shapes.extend(self.0, prefix, atom)));
             // Defined as an own data property, as `JSON.parse` does: a `"__proto__"` key
             // becomes a property, never the object's prototype.
             // SAFETY: `JS_DefinePropertyValue` takes ownership of the value's reference.
