@@ -210,7 +210,12 @@ impl OwnChanges {
     /// cannot be told (the data version could not be read, the triggers are missing): then the
     /// caller reads afresh.
     pub fn snapshot(&self, db: Db) -> Option<Snapshot> {
-        let data_version = db.data_version()?;
+        self.snapshot_at(db, db.data_version()?)
+    }
+
+    /// [`OwnChanges::snapshot`] with the data version already read (kept per statement by
+    /// scalar calls: `Plugins::statement_data_version`).
+    pub fn snapshot_at(&self, db: Db, data_version: u64) -> Option<Snapshot> {
         if self.untracked.load(Ordering::SeqCst) {
             return None;
         }
