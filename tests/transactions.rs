@@ -212,6 +212,38 @@ fn another_connections_uncommitted_edit_is_not_seen() {
     remove_db(&path);
 }
 
+/// A statement runs one version of each plugin: another connection's commit in the middle of a
+/// statement that holds no read transaction on the database (its rows come from `VALUES`)
+/// takes effect from the next statement on, as it does anyway in one that reads a table. The
+/// connection's own edits still take effect at the next call.
+#[test]
+fn a_statement_runs_one_version_of_a_plugin() {
+    for mode in MODES {
+        let (path, a) = database(&format!("one-version-{mode}"), mode);
+        let b = other_connection(&path);
+        b.busy_timeout(std::time::Duration::ZERO).unwrap();
+        for statement in ["SELECT version() FROM (VALUES (1), (2), (3))", "SELECT version() FROM js_plugins, (VALUES (1), (2), (3))"] {
+            let before = running(&a);
+            let mut rows_of = a.prepare(statement).unwrap();
+            let mut rows = rows_of.query([]).unwrap();
+            let first: i64 = rows.next().unwrap().unwrap().get(0).unwrap();
+            assert_eq!(first, before);
+            // In rollback-journal mode b cannot commit while a reads the table; in WAL it can.
+            let committed = set_version(&b, before + 1).is_ok();
+            let rest: Vec<i64> = std::iter::from_fn(|| rows.next().unwrap().map(|r| r.get(0).unwrap())).collect();
+            assert_eq!(rest, vec![before, before], "{mode}: {statement}");
+            drop(rows);
+            drop(rows_of);
+            if !committed {
+                set_version(&b, before + 1).unwrap();
+            }
+            assert_eq!(running(&a), before + 1, "{mode}: the next statement runs the new version");
+        }
+        drop((a, b));
+        remove_db(&path);
+    }
+}
+
 #[test]
 fn changing_n_args_takes_effect_at_once() {
     let conn = open();
