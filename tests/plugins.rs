@@ -183,6 +183,73 @@ fn arguments_arrive_typed() {
     );
 }
 
+/// A scalar call whose arguments are a few numbers passes them, and a number result, as the
+/// call's parameters and result (docs/abi.md, `jsbox_plugin_main_numbers`); every argument and
+/// result must come out as through the encoded path, which a call with one more argument, a
+/// string, takes.
+#[test]
+fn number_arguments_and_results_cross_as_encoded_ones_do() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store_plugin(
+        &conn,
+        "seen",
+        "scalar",
+        "function main(...args) { return args.filter(a => typeof a !== 'string').map(a => typeof a + ':' + String(a) + (Object.is(a, -0) ? ':neg' : '')).join(' ') }",
+    )
+    .unwrap();
+    store_plugin(
+        &conn,
+        "give",
+        "scalar",
+        "async function later(x) { return x * 2 }
+         function main(what, x) {
+           switch (what) {
+             case 1: return x; case 2: return -0; case 3: return 0.1 + 0.2; case 4: return 2 ** 53; case 5: return 2 ** 53 + 2;
+             case 6: return 1 / 0; case 7: return NaN; case 8: return String(x); case 9: return { x }; case 10: return [x, x];
+             case 11: return null; case 12: return undefined; case 13: return true; case 14: return 10n ** 20n;
+             case 15: console.log('x is', x); return x; case 16: return later(x);
+             case 17: throw new RangeError('no ' + x); case 18: return new Uint8Array([x]); case 19: return 2 ** 31;
+           }
+         }",
+    )
+    .unwrap();
+    let arguments =
+        ["0", "1", "-1", "2147483647", "-2147483648", "2147483648", "9007199254740993", "1.5", "-0.0", "1e308", "9e999", "-9e999", "0.1"];
+    for args in
+        [vec![arguments[0]], arguments[..4].to_vec(), arguments[4..8].to_vec(), arguments[8..12].to_vec(), arguments[9..].to_vec(), vec![]]
+    {
+        let list = args.join(", ");
+        let fast = values(&conn, &format!("SELECT seen({list})"));
+        let encoded = values(&conn, &format!("SELECT seen({list}{}'slow')", if args.is_empty() { "" } else { ", " }));
+        assert_eq!(fast, encoded, "seen({list})");
+    }
+    assert_eq!(
+        values(&conn, "SELECT seen(1, 2.5, -0.0, 2147483648)"),
+        vec![Value::Text("number:1 number:2.5 number:0:neg number:2147483648".into())]
+    );
+    for what in 1..=19 {
+        for x in ["7", "2.5", "-3"] {
+            let sql = |extra: &str| format!("SELECT typeof(v), quote(v) FROM (SELECT give({what}, {x}{extra}) AS v)");
+            let through = |sql: String| -> Result<(String, String), String> {
+                conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| e.to_string())
+            };
+            assert_eq!(through(sql("")), through(sql(", 'slow'")), "give({what}, {x})");
+        }
+    }
+    for (sql, expected) in [
+        ("SELECT give(1, 7)", Value::Integer(7)),
+        ("SELECT give(2, 0)", Value::Integer(0)),
+        ("SELECT give(5, 0)", Value::Real(9007199254740994.0)),
+        ("SELECT give(7, 0)", Value::Null),
+    ] {
+        assert_eq!(values(&conn, sql), vec![expected], "{sql}");
+    }
+    assert_eq!(error_of(&conn, "SELECT give(17, 4)"), "give: RangeError: no 4 (line 8)");
+    let console: String = conn.query_row("SELECT give(15, 4), js_debug() ->> '$.plugins.console.give'", [], |r| r.get(1)).unwrap();
+    assert_eq!(console, "x is 4\n");
+}
+
 #[test]
 fn empty_groups_and_null_rows() {
     let conn = open();

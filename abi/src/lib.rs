@@ -11,7 +11,7 @@
 pub mod fnv;
 
 /// Version of the host–guest protocol; the host refuses a guest that reports another one.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Declares a fieldless enum with explicit discriminants and its `from_raw` decoder, for the
 /// integers that cross the ABI.
@@ -128,9 +128,11 @@ pub mod export_names {
     pub const MODULE_COMPILE: &str = "jsbox_module_compile";
     pub const MODULES_ADD: &str = "jsbox_modules_add";
     pub const DETERMINISM: &str = "jsbox_determinism";
+    pub const PLUGIN_MAIN_NUMBERS: &str = "jsbox_plugin_main_numbers";
+    pub const RESPONSE: &str = "jsbox_response";
 
     /// All of them.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 15] = [
         MEMORY,
         ALLOC,
         SCRIPT_COMPILE,
@@ -144,7 +146,54 @@ pub mod export_names {
         MODULE_COMPILE,
         MODULES_ADD,
         DETERMINISM,
+        PLUGIN_MAIN_NUMBERS,
+        RESPONSE,
     ];
+}
+
+/// A scalar plugin's call whose arguments are all numbers, and whose result usually is one
+/// (`jsbox_plugin_main_numbers`, docs/abi.md): the numbers cross as the call's parameters and
+/// its result, with no request or response encoded in between.
+pub mod numbers {
+    use super::Response;
+
+    /// 2^53: every integer of smaller magnitude is exactly one double, and no double is two of
+    /// them (JavaScript's `Number.MAX_SAFE_INTEGER` is the last below it, 2^53 - 1).
+    pub const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+    /// The most arguments that travel as parameters.
+    pub const MAX_ARGS: usize = 4;
+
+    /// The largest integer an argument passes as (its bit in the call's integer mask set): one
+    /// QuickJS holds as an integer value, as an INTEGER argument that fits becomes.
+    pub fn fits_integer(i: i64) -> bool {
+        i32::try_from(i).is_ok()
+    }
+
+    /// What the call returns instead of a number's bits when its result must be read as a
+    /// response (`jsbox_response`): a result that is not a number, an error, or console output.
+    /// A NaN whose payload no JS value has: QuickJS holds NaN as its one canonical bit pattern,
+    /// which the guest also returns for every NaN result.
+    pub const SEE_RESPONSE: u64 = 0x7ff4_6a73_626f_7821;
+
+    /// The bits a number result is returned as: its own, or the canonical NaN's.
+    pub fn bits_of(result: f64) -> u64 {
+        if result.is_nan() {
+            f64::NAN.to_bits()
+        } else {
+            result.to_bits()
+        }
+    }
+
+    /// The response a number result stands for: INTEGER for an integral number within ±2^53
+    /// (SQLite would otherwise print `3.0`), else REAL.
+    pub fn response(result: f64) -> Response<'static> {
+        if result.fract() == 0.0 && result.abs() <= EXACT_INTEGER_LIMIT {
+            Response::Integer(result as i64)
+        } else {
+            Response::Real(result)
+        }
+    }
 }
 
 raw_enum! {

@@ -5,7 +5,8 @@
 use std::cell::{Cell, OnceCell};
 
 pub use jsbox_abi::Input;
-use jsbox_abi::{export_names as names, named_bytes, unpack_ptr_len, ModuleKind, PluginKind, PluginOp};
+use jsbox_abi::{export_names as names, named_bytes, numbers, unpack_ptr_len, ModuleKind, PluginKind, PluginOp};
+use rusqlite::types::ValueRef;
 use wasmtime::{Extern, Instance, Memory, Module, ModuleExport, Store, TypedFunc, WasmParams, WasmResults};
 
 use crate::error::CallError;
@@ -25,6 +26,8 @@ pub struct GuestExports {
     module_compile: ModuleExport,
     modules_add: ModuleExport,
     determinism: ModuleExport,
+    plugin_main_numbers: ModuleExport,
+    response: ModuleExport,
 }
 
 impl GuestExports {
@@ -53,6 +56,8 @@ impl GuestExports {
             module_compile: export(names::MODULE_COMPILE)?,
             modules_add: export(names::MODULES_ADD)?,
             determinism: export(names::DETERMINISM)?,
+            plugin_main_numbers: export(names::PLUGIN_MAIN_NUMBERS)?,
+            response: export(names::RESPONSE)?,
         })
     }
 }
@@ -81,6 +86,8 @@ pub struct Guest {
     module_compile: Lazy<(u32, u32), u64>,
     modules_add: Lazy<u32, u64>,
     determinism: Lazy<(u64, u64, u32), ()>,
+    plugin_main_numbers: Lazy<(u32, u32, f64, f64, f64, f64), u64>,
+    response: Lazy<(), u64>,
 }
 
 /// A guest function, bound at its first use.
@@ -105,6 +112,36 @@ impl<P: WasmParams, R: WasmResults> Lazy<P, R> {
             .ok_or_else(|| wasmtime::Error::msg("guest export is not a function"))?
             .typed(&*store)?;
         Ok(self.func.get_or_init(|| func))
+    }
+}
+
+/// A scalar call's arguments when they are few numbers that the guest takes as they are
+/// (`jsbox_plugin_main_numbers`): REAL, and INTEGER within what QuickJS holds as an integer.
+pub struct NumberArgs {
+    count: u32,
+    /// Bit `i`: argument `i` is an integer.
+    integers: u32,
+    values: [f64; numbers::MAX_ARGS],
+}
+
+impl NumberArgs {
+    /// `args` as numbers, or `None` if one is not such a number or they are too many.
+    pub fn of<'a>(args: impl ExactSizeIterator<Item = ValueRef<'a>>) -> Option<Self> {
+        if args.len() > numbers::MAX_ARGS {
+            return None;
+        }
+        let mut numbers = NumberArgs { count: args.len() as u32, integers: 0, values: [0.0; numbers::MAX_ARGS] };
+        for (i, arg) in args.enumerate() {
+            numbers.values[i] = match arg {
+                ValueRef::Real(f) => f,
+                ValueRef::Integer(n) if numbers::fits_integer(n) => {
+                    numbers.integers |= 1 << i;
+                    n as f64
+                }
+                _ => return None,
+            };
+        }
+        Some(numbers)
     }
 }
 
@@ -135,6 +172,8 @@ impl Guest {
             module_compile: Lazy::new(&exports.module_compile),
             modules_add: Lazy::new(&exports.modules_add),
             determinism: Lazy::new(&exports.determinism),
+            plugin_main_numbers: Lazy::new(&exports.plugin_main_numbers),
+            response: Lazy::new(&exports.response),
         })
     }
 
@@ -235,6 +274,23 @@ impl Guest {
             |store, len| self.plugin_call.get(store, self.instance)?.call(&mut *store, (op as u32, rows, nargs, len)),
             read,
         )
+    }
+
+    /// Calls the loaded scalar plugin's `main` on `args`: its result if it is a number, else
+    /// what `read` makes of the encoded response (another value, an error, console output).
+    pub fn plugin_main_numbers<T, R>(
+        &self,
+        store: &mut Store<T>,
+        args: &NumberArgs,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> GuestResult<Result<f64, R>> {
+        let [a0, a1, a2, a3] = args.values;
+        let bits = self.plugin_main_numbers.get(store, self.instance)?.call(&mut *store, (args.count, args.integers, a0, a1, a2, a3))?;
+        if bits != numbers::SEE_RESPONSE {
+            return Ok(Ok(f64::from_bits(bits)));
+        }
+        let packed = self.response.get(store, self.instance)?.call(&mut *store, ())?;
+        Ok(Err(read(self.read(store, packed)?)))
     }
 
     /// Sets deterministic mode for the next call: a budget of `budget` interrupt checks (0:

@@ -550,7 +550,11 @@ fn failure(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallEr
 
 /// Decodes a guest response into a SQL value, or the error it reports.
 pub fn response_to_value(bytes: &[u8], memory_mib: u64) -> Result<SqlValue, CallError> {
-    let response = Response::decode(bytes).map_err(|e| CallError::Internal(e.to_string()))?;
+    response_value(Response::decode(bytes).map_err(|e| CallError::Internal(e.to_string()))?, memory_mib)
+}
+
+/// A decoded response as a SQL value, or the error it reports.
+pub fn response_value(response: Response<'_>, memory_mib: u64) -> Result<SqlValue, CallError> {
     Ok(match response {
         Response::Null => SqlValue::Null,
         Response::Integer(i) => SqlValue::Integer(i),

@@ -41,6 +41,11 @@ pub fn set(budget: u64, row_seed: Option<u64>) {
     ROW_SEED.set(row_seed);
 }
 
+/// Whether rows are reseeded (deterministic mode): then they must arrive encoded.
+pub fn rows_seeded() -> bool {
+    ROW_SEED.get().is_some()
+}
+
 /// Whether the current call ran out of its budget.
 pub fn exhausted() -> bool {
     let budget = BUDGET.get();

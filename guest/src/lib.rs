@@ -117,6 +117,27 @@ pub extern "C" fn jsbox_plugin_call(op: u32, rows: u32, nargs: u32, len: u32) ->
     })
 }
 
+/// Calls the loaded scalar plugin's `main` with `nargs` numbers (at most
+/// [`abi::numbers::MAX_ARGS`]; bit `i` of `integers` set: argument `i` is an integer); returns
+/// the result's bits if it is a number, else [`abi::numbers::SEE_RESPONSE`], the response (any
+/// other value, an error, console output) then being in the response buffer
+/// (`jsbox_response`).
+#[no_mangle]
+pub extern "C" fn jsbox_plugin_main_numbers(nargs: u32, integers: u32, a0: f64, a1: f64, a2: f64, a3: f64) -> u64 {
+    let args = [a0, a1, a2, a3];
+    let number = run_call(|ctx, _, out| {
+        let args = args.get(..nargs as usize).ok_or_else(|| GuestError::new(ErrorKind::Abi, format!("{nargs} number arguments")))?;
+        plugin::main_numbers(ctx, args, integers, out)
+    });
+    number.map_or(abi::numbers::SEE_RESPONSE, abi::numbers::bits_of)
+}
+
+/// The response of the last call, `ptr << 32 | len`.
+#[no_mangle]
+pub extern "C" fn jsbox_response() -> u64 {
+    RESPONSE.with_borrow(|out| abi::pack_ptr_len(out.as_ptr() as u32, out.len() as u32))
+}
+
 /// Reseeds `Math.random` for this instance (one started from a loaded world's copy, which
 /// holds the generator's state of the world it copies).
 #[no_mangle]
@@ -163,26 +184,42 @@ fn plugin_kind(raw: u32) -> Result<PluginKind, GuestError> {
 /// Runs `f` on the request buffer with the context, and publishes what it wrote (or its error)
 /// as the response: `ptr << 32 | len`.
 fn respond(f: impl FnOnce(&Ctx<'_>, &[u8], &mut Vec<u8>) -> Result<(), GuestError>) -> u64 {
+    run_call(|ctx, request, out| f(ctx, request, out).map(|()| None));
+    RESPONSE.with_borrow(|out| abi::pack_ptr_len(out.as_ptr() as u32, out.len() as u32))
+}
+
+/// Runs one call: `f` with the context and the request buffer, writing its response into the
+/// response buffer, or returning a number that stands for it ([`abi::numbers::response`]).
+/// The number is returned only if the call wrote no console output (the response then says
+/// that it did, and holds the number); an error becomes the response.
+fn run_call(f: impl FnOnce(&Ctx<'_>, &[u8], &mut Vec<u8>) -> Result<Option<f64>, GuestError>) -> Option<f64> {
     console::clear();
     modules::clear_missing();
     REQUEST.with_borrow(|request| {
         RESPONSE.with_borrow_mut(|out| {
             out.clear();
-            if let Err(mut error) = init::with_context(|ctx| f(&ctx, request, out)) {
-                if let Some(module) = modules::take_missing() {
-                    error = GuestError::new(ErrorKind::ModuleMissing, module);
+            let number = match init::with_context(|ctx| f(&ctx, request, out)) {
+                Ok(number) => number,
+                Err(mut error) => {
+                    if let Some(module) = modules::take_missing() {
+                        error = GuestError::new(ErrorKind::ModuleMissing, module);
+                    }
+                    out.clear();
+                    Response::Error(error.kind, &error.message).encode_into(out);
+                    None
                 }
-                out.clear();
-                Response::Error(error.kind, &error.message).encode_into(out);
+            };
+            if !console::with_output(|written| !written.is_empty()) {
+                return number;
             }
-            if console::with_output(|written| !written.is_empty()) {
-                abi::mark_console(out);
+            if let Some(number) = number {
+                abi::numbers::response(number).encode_into(out);
             }
-            abi::pack_ptr_len(out.as_ptr() as u32, out.len() as u32)
+            abi::mark_console(out);
+            None
         })
     })
 }
-
 /// Returns the console output captured during the last call.
 #[no_mangle]
 pub extern "C" fn jsbox_console() -> u64 {

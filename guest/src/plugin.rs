@@ -144,6 +144,27 @@ pub fn call<'js>(ctx: &Ctx<'js>, op: PluginOp, rows: u32, nargs: u32, mut args: 
     }
 }
 
+/// `main` on numbers (`jsbox_plugin_main_numbers`; bit `i` of `integers` set: argument `i` is
+/// an integer): returns the result if it is a number and no job is pending, else writes its
+/// response into `out`.
+pub fn main_numbers(ctx: &Ctx<'_>, args: &[f64], integers: u32, out: &mut Vec<u8>) -> Result<Option<f64>, GuestError> {
+    if determinism::rows_seeded() {
+        return Err(GuestError::new(ErrorKind::Abi, "number arguments in deterministic mode (rows are seeded from their encoding)"));
+    }
+    let main = required(PluginFunction::Main)?;
+    let mut call = RawCall::new(ctx);
+    for (i, &arg) in args.iter().enumerate() {
+        call.push(if integers >> i & 1 == 1 { qjs::JS_MKVAL(qjs::JS_TAG_INT, arg as i32) } else { qjs::JS_NewFloat64(arg) });
+    }
+    let result = call.call(main)?;
+    if !crate::jobs_pending(ctx) {
+        if let Some(number) = values::number_of(result) {
+            return Ok(Some(number));
+        }
+    }
+    encode_raw(ctx, result, out).map(|()| None)
+}
+
 /// Encodes a function's result (an owned raw value): a number directly, anything else (after
 /// settling promises) through [`values::encode_result`].
 fn encode_raw(ctx: &Ctx<'_>, result: qjs::JSValue, out: &mut Vec<u8>) -> Result<(), GuestError> {

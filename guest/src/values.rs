@@ -10,10 +10,6 @@ use rquickjs::{qjs, ArrayBuffer, BigInt, Ctx, FromJs, Object, Type, Value};
 use crate::error::GuestError;
 use crate::json;
 
-/// 2^53: every integer of smaller magnitude is exactly one double, and no double is two of them
-/// (JavaScript's `Number.MAX_SAFE_INTEGER` is the last below it, 2^53 - 1).
-const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
-
 /// Builds the value a script sees as `data`.
 pub fn input_to_js<'js>(ctx: &Ctx<'js>, kind: InputKind, input: &[u8]) -> Result<Value<'js>, GuestError> {
     let input = Input::decode(kind, input).map_err(|e| GuestError::new(ErrorKind::Abi, e.0))?;
@@ -38,7 +34,7 @@ pub fn input_to_js<'js>(ctx: &Ctx<'js>, kind: InputKind, input: &[u8]) -> Result
 
 /// A number when exact, a BigInt beyond ±2^53 (where a double would silently round).
 pub fn integer_to_js<'js>(ctx: &Ctx<'js>, i: i64) -> Result<Value<'js>, GuestError> {
-    if (i as f64).abs() < EXACT_INTEGER_LIMIT {
+    if (i as f64).abs() < jsbox_abi::numbers::EXACT_INTEGER_LIMIT {
         Ok(Value::new_number(ctx.clone(), i as f64))
     } else {
         BigInt::from_i64(ctx.clone(), i).map(BigInt::into_value).map_err(|e| GuestError::from_js(ctx, e))
@@ -77,7 +73,7 @@ pub fn encode_result<'js>(ctx: &Ctx<'js>, value: Value<'js>, out: &mut Vec<u8>) 
         Type::Uninitialized | Type::Undefined | Type::Null => Response::Null.encode_into(out),
         Type::Bool => Response::Integer(value.as_bool().unwrap_or(false) as i64).encode_into(out),
         Type::Int => Response::Integer(value.as_int().unwrap_or(0) as i64).encode_into(out),
-        Type::Float => number_response(value.as_float().unwrap_or(f64::NAN)).encode_into(out),
+        Type::Float => jsbox_abi::numbers::response(value.as_float().unwrap_or(f64::NAN)).encode_into(out),
         Type::String => Response::Text(&string_lossy(ctx, &value)?).encode_into(out),
         Type::BigInt => Response::Integer(bigint_to_i64(ctx, value)?).encode_into(out),
         Type::Symbol => return Err(unsupported("a symbol")),
@@ -104,24 +100,18 @@ pub fn encode_result<'js>(ctx: &Ctx<'js>, value: Value<'js>, out: &mut Vec<u8>) 
 /// Encodes `value` if it is a number (an integer or a double), without going through rquickjs:
 /// the common result of a plugin's function. Returns whether it did.
 pub fn encode_number(value: qjs::JSValue, out: &mut Vec<u8>) -> bool {
-    // SAFETY: tag checks and reads of an immediate value.
-    let response = unsafe {
-        match qjs::JS_VALUE_GET_NORM_TAG(value) {
-            qjs::JS_TAG_INT => Response::Integer(qjs::JS_VALUE_GET_INT(value) as i64),
-            qjs::JS_TAG_FLOAT64 => number_response(qjs::JS_VALUE_GET_FLOAT64(value)),
-            _ => return false,
-        }
-    };
-    response.encode_into(out);
-    true
+    number_of(value).map(|number| jsbox_abi::numbers::response(number).encode_into(out)).is_some()
 }
 
-/// INTEGER for integral numbers within ±2^53 (SQLite would otherwise print `3.0`), else REAL.
-fn number_response(f: f64) -> Response<'static> {
-    if f.fract() == 0.0 && f.abs() <= EXACT_INTEGER_LIMIT {
-        Response::Integer(f as i64)
-    } else {
-        Response::Real(f)
+/// `value`'s number, if it is one (an integer or a double).
+pub fn number_of(value: qjs::JSValue) -> Option<f64> {
+    // SAFETY: tag checks and reads of an immediate value.
+    unsafe {
+        match qjs::JS_VALUE_GET_NORM_TAG(value) {
+            qjs::JS_TAG_INT => Some(f64::from(qjs::JS_VALUE_GET_INT(value))),
+            qjs::JS_TAG_FLOAT64 => Some(qjs::JS_VALUE_GET_FLOAT64(value)),
+            _ => None,
+        }
     }
 }
 
