@@ -250,6 +250,25 @@ fn number_arguments_and_results_cross_as_encoded_ones_do() {
     assert_eq!(console, "x is 4\n");
 }
 
+/// TEXT holding a JSON object or array arrives parsed, in the language `JSON.parse` accepts,
+/// as `js_eval`'s input does: where serde_json refuses a text (a number beyond f64's range, a
+/// lone surrogate in an escape), QuickJS's parser decides (found by the attack on round two).
+#[test]
+fn json_arguments_accept_what_json_parse_accepts() {
+    let conn = open();
+    conn.query_row("SELECT js_plugins_init()", [], |_| Ok(())).unwrap();
+    store_plugin(&conn, "shown", "scalar", "function main(o) { return typeof o + ':' + JSON.stringify(o) }").unwrap();
+    for text in [r#"[1e400]"#, r#"{"\ud800":1}"#, r#"["\udc00"]"#, r#"{"a":[1,{"b":null}]}"#, r#"[-1e-400, 1.5]"#] {
+        let through_plugin = conn.query_row("SELECT shown(?1)", [text], |r| r.get::<_, Value>(0)).unwrap();
+        let through_eval =
+            conn.query_row("SELECT js_eval('typeof data + \":\" + JSON.stringify(data)', ?1)", [text], |r| r.get::<_, Value>(0)).unwrap();
+        assert_eq!(through_plugin, through_eval, "{text}");
+        assert!(matches!(&through_plugin, Value::Text(t) if t.starts_with("object:")), "{text}: {through_plugin:?}");
+    }
+    // Text that is JSON for neither parser stays a string.
+    assert_eq!(values(&conn, "SELECT shown('{not json')"), vec![Value::Text("string:\"{not json\"".into())]);
+}
+
 #[test]
 fn empty_groups_and_null_rows() {
     let conn = open();

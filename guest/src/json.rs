@@ -37,8 +37,10 @@ thread_local! {
 
 /// Key sequences (object shapes) the instance keeps alive, at most, and the most keys of one
 /// that it follows (an anchor of n keys costs n definitions: a longer object, which the keeping
-/// would make quadratic, is built as QuickJS builds it anyway).
-const MAX_KEPT_SHAPES: usize = 2048;
+/// would make quadratic, is built as QuickJS builds it anyway). The anchors and their shapes
+/// count in the world's memory: at most about 0.6 MiB (512 shapes of 32 keys), usually a few KiB
+/// (GeoJSON rows have about 15 prefixes).
+const MAX_KEPT_SHAPES: usize = 512;
 const MAX_KEPT_SHAPE_KEYS: usize = 32;
 
 /// Keeps the shape of every prefix of the key sequences seen (`{}`, `{type}`, `{type,

@@ -272,8 +272,15 @@ fn arg_to_raw<'js>(ctx: &Ctx<'js>, arg: Arg<'_>) -> Result<qjs::JSValue, GuestEr
         },
         Arg::Text(s) => string(s),
         Arg::Blob(b) => TypedArray::<u8>::new_copy(ctx.clone(), b).map(|a| owned(a.into_value())).map_err(js_error),
+        // As for js_eval's input: where serde_json refuses a text (a number beyond f64's range,
+        // a lone surrogate in an escape), QuickJS's parser decides, so that the language
+        // accepted is `JSON.parse`'s; text that is JSON for neither stays a string.
         Arg::Json(s) => match json::transcode_raw(ctx, s) {
-            Err(e) if e.kind == ErrorKind::InvalidInput => string(s),
+            Err(e) if e.kind == ErrorKind::InvalidInput => match values::parse_json_copy(ctx, s) {
+                Ok(parsed) => Ok(owned(parsed)),
+                Err(e) if e.kind == ErrorKind::InvalidInput => string(s),
+                Err(e) => Err(e),
+            },
             parsed => parsed,
         },
     }

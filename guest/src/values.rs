@@ -41,6 +41,16 @@ pub fn integer_to_js<'js>(ctx: &Ctx<'js>, i: i64) -> Result<Value<'js>, GuestErr
     }
 }
 
+/// `text` parsed by QuickJS's own JSON parser, from a NUL-terminated copy: what decides where
+/// serde_json refuses a text that `JSON.parse` accepts, for text that is not followed by a NUL
+/// in memory (a plugin's argument among others in the request buffer).
+pub fn parse_json_copy<'js>(ctx: &Ctx<'js>, text: &str) -> Result<Value<'js>, GuestError> {
+    let mut terminated = Vec::with_capacity(text.len() + 1);
+    terminated.extend_from_slice(text.as_bytes());
+    terminated.push(0);
+    parse_json_natively(ctx, &terminated[..text.len()])
+}
+
 /// QuickJS's own JSON parser, reading the request buffer in place. `input` must be followed by
 /// a NUL byte in memory (see `jsbox_alloc`).
 fn parse_json_natively<'js>(ctx: &Ctx<'js>, input: &[u8]) -> Result<Value<'js>, GuestError> {
