@@ -185,7 +185,7 @@ fn plugin_kind(raw: u32) -> Result<PluginKind, GuestError> {
 /// as the response: `ptr << 32 | len`.
 fn respond(f: impl FnOnce(&Ctx<'_>, &[u8], &mut Vec<u8>) -> Result<(), GuestError>) -> u64 {
     run_call(|ctx, request, out| f(ctx, request, out).map(|()| None));
-    RESPONSE.with_borrow(|out| abi::pack_ptr_len(out.as_ptr() as u32, out.len() as u32))
+    jsbox_response()
 }
 
 /// Runs one call: `f` with the context and the request buffer, writing its response into the
@@ -220,6 +220,7 @@ fn run_call(f: impl FnOnce(&Ctx<'_>, &[u8], &mut Vec<u8>) -> Result<Option<f64>,
         })
     })
 }
+
 /// Returns the console output captured during the last call.
 #[no_mangle]
 pub extern "C" fn jsbox_console() -> u64 {

@@ -162,7 +162,7 @@ pub fn main_numbers(ctx: &Ctx<'_>, args: &[f64], integers: u32, out: &mut Vec<u8
             return Ok(Some(number));
         }
     }
-    encode_raw(ctx, result, out).map(|()| None)
+    encode_settled(ctx, result, out).map(|()| None)
 }
 
 /// Encodes a function's result (an owned raw value): a number directly, anything else (after
@@ -172,6 +172,12 @@ fn encode_raw(ctx: &Ctx<'_>, result: qjs::JSValue, out: &mut Vec<u8>) -> Result<
         // Numbers hold no reference: nothing to free.
         return Ok(());
     }
+    encode_settled(ctx, result, out)
+}
+
+/// Encodes a function's result (an owned raw value) after settling promises, through
+/// [`values::encode_result`].
+fn encode_settled(ctx: &Ctx<'_>, result: qjs::JSValue, out: &mut Vec<u8>) -> Result<(), GuestError> {
     // SAFETY: an owned reference of this context.
     let value = unsafe { Value::from_raw(ctx.clone(), result) };
     values::encode_result(ctx, crate::settle(ctx, value)?, out)

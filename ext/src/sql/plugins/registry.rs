@@ -289,11 +289,8 @@ impl Registry {
             return Some(Err(e));
         }
         // The entry found is used as it is (one lookup per row, not two).
-        let (result, grown) = run_in_kept_world(entry, self.clock, args);
-        if let Some(bytes) = grown {
-            self.trim_worlds(name, bytes);
-        }
-        Some(result)
+        let ran = run_in_kept_world(entry, self.clock, args);
+        Some(self.trimmed_after(name, ran))
     }
 
     /// Runs scalar plugin `name`'s `main` on `args` in its kept world, (re)creating the world
@@ -348,7 +345,13 @@ impl Registry {
 
     fn run_kept<'a>(&mut self, name: &str, args: impl ExactSizeIterator<Item = ValueRef<'a>> + Clone) -> Result<SqlValue, CallError> {
         let entry = self.entries.get_mut(name).expect("the caller found it");
-        let (result, grown) = run_in_kept_world(entry, self.clock, args);
+        let ran = run_in_kept_world(entry, self.clock, args);
+        self.trimmed_after(name, ran)
+    }
+
+    /// The result of [`run_in_kept_world`] for `name`, once the kept worlds are trimmed to what
+    /// it says they may hold when its world grew.
+    fn trimmed_after(&mut self, name: &str, (result, grown): (Result<SqlValue, CallError>, Option<u64>)) -> Result<SqlValue, CallError> {
         if let Some(bytes) = grown {
             self.trim_worlds(name, bytes);
         }
@@ -481,9 +484,6 @@ impl Registry {
     }
 }
 
-/// The row of `entry` if it can serve `usage` with `argc` arguments through a function
-/// `registered` as such (`None`: through js_call/js_agg).
-/// `promised`: its function was registered as `SQLITE_DETERMINISTIC`, which the row must still be.
 /// Runs `main` on `args` in `entry`'s kept world, which must exist; after an error the world is
 /// dropped (the next call starts from a fresh one). Also returns, when the world's memory grew,
 /// the bytes the connection's kept worlds may hold together, for the caller to trim them to.
@@ -510,6 +510,9 @@ fn run_in_kept_world<'a>(
     (result, Some(kept.world.budget_bytes() / 2))
 }
 
+/// The row of `entry` if it can serve `usage` with `argc` arguments through a function
+/// `registered` as such (`None`: through js_call/js_agg).
+/// `promised`: its function was registered as `SQLITE_DETERMINISTIC`, which the row must still be.
 fn check<'e>(
     name: &str,
     entry: &'e Entry,
